@@ -1,0 +1,1 @@
+//! The `gpu` module (being built).

@@ -1,0 +1,1 @@
+//! The `storage` module (being built).
