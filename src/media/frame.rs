@@ -95,6 +95,27 @@ impl VideoFrame {
         }
     }
 
+    /// Makes `self` a copy of `other`, reusing `self`'s buffers: no allocation once they
+    /// are large enough.
+    pub fn copy_from(&mut self, other: &VideoFrame) {
+        self.planes.resize_with(other.planes.len(), Plane::default);
+        for (dst, src) in self.planes.iter_mut().zip(&other.planes) {
+            dst.data.clear();
+            dst.data.extend_from_slice(&src.data);
+            dst.stride = src.stride;
+            dst.width = src.width;
+            dst.height = src.height;
+        }
+        self.width = other.width;
+        self.height = other.height;
+        self.layout = other.layout;
+        self.matrix = other.matrix;
+        self.range = other.range;
+        self.rotation = other.rotation;
+        self.sample_aspect = other.sample_aspect;
+        self.pts = other.pts;
+    }
+
     /// A tightly packed BT.709 limited-range 4:2:0 frame of even size, all zero: the shape
     /// the compositor writes and the encoder reads.
     pub fn new_output(width: u32, height: u32) -> VideoFrame {
