@@ -13,4 +13,6 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
   chmod 0700 "$XDG_RUNTIME_DIR"
 fi
 
+bash scripts/fetch-media.sh
+
 cargo test --all-targets -- --test-threads=2 "$@"

@@ -1,6 +1,15 @@
 //! One render: the pipelined stages from sources to the output file, with progress and
 //! cancellation.
 
+pub mod command;
+pub mod console;
+mod pipeline;
+mod progress;
+mod sources;
+
+pub use pipeline::gpu_context;
+pub use sources::{SourceFile, Sources, clip_field};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,7 +88,8 @@ impl CancelToken {
 }
 
 /// Renders `timeline` into `output` (MP4) and `thumbnail` (WebP), blocking the calling
-/// thread; stages run on threads of their own.
+/// thread; stages run on threads of their own. On failure or cancellation nothing is left
+/// at `output` or `thumbnail`.
 pub fn render(
     timeline: &Timeline,
     output: &Path,
@@ -88,9 +98,23 @@ pub fn render(
     progress: &(dyn Fn(Progress) + Sync),
     cancel: &CancelToken,
 ) -> Result<RenderOutput, RenderError> {
-    // The pipeline lands with the render issue; until then the call fails plainly.
-    let _ = (timeline, output, thumbnail, settings, progress, cancel);
-    Err(RenderError::Internal(
-        "the render pipeline is not built yet".into(),
-    ))
+    let reporter = progress::Reporter::new(progress, timeline.frame_count);
+    reporter.stage(Stage::Fetching);
+    crate::media::init();
+
+    let result = sources::prepare(timeline, settings, cancel).and_then(|sources| {
+        pipeline::run(timeline, &sources, output, thumbnail, settings, &reporter, cancel)
+    });
+    match &result {
+        Ok(_) => {
+            reporter.frames(timeline.frame_count);
+            reporter.stage(Stage::Done);
+        }
+        Err(_) => {
+            // Partial files must never look like a result.
+            let _ = std::fs::remove_file(output);
+            let _ = std::fs::remove_file(thumbnail);
+        }
+    }
+    result
 }
