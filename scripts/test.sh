@@ -15,4 +15,4 @@ fi
 
 bash scripts/fetch-media.sh
 
-cargo test --all-targets -- --test-threads=2 "$@"
+cargo test --all-targets "$@"
