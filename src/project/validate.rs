@@ -134,6 +134,17 @@ fn parse<T: DeserializeOwned>(json: &[u8], root: &str) -> Result<T, ValidationEr
         let at = e.valid_up_to();
         ValidationErrors::single("body", format!("must be UTF-8 text, invalid byte at {at}"))
     })?;
+    // serde would take an array for a struct's fields in order; only an object is meant.
+    if !text.trim_start().starts_with('{') {
+        let field = if root.is_empty() { "body" } else { root };
+        return Err(match serde_json::from_str::<serde_json::Value>(text) {
+            Err(e) => ValidationErrors::single("body", format!("not valid JSON: {e}")),
+            Ok(value) => ValidationErrors::single(
+                field,
+                format!("must be a JSON object, got {}", json_kind(&value)),
+            ),
+        });
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| parse_error(&e, root))?;
     de.end()
@@ -146,18 +157,19 @@ fn parse<T: DeserializeOwned>(json: &[u8], root: &str) -> Result<T, ValidationEr
 fn parse_error(e: &serde_path_to_error::Error<serde_json::Error>, root: &str) -> ValidationErrors {
     let mut field = join_path(root, e.path());
     let inner = e.inner();
-    if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-        if field.is_empty() {
-            field = "body".into();
-        }
-        return ValidationErrors::single(field, format!("not valid JSON: {inner}"));
-    }
-
     let mut message = inner.to_string();
     let position = format!(" at line {} column {}", inner.line(), inner.column());
     if let Some(stripped) = message.strip_suffix(&position) {
         message = stripped.to_string();
     }
+    // A number too large for f64 is a syntax error to serde_json but a value to the user.
+    if message == "number out of range" && !field.is_empty() {
+        return ValidationErrors::single(field, "number out of range, must be finite");
+    }
+    if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+        return ValidationErrors::single("body", format!("not valid JSON: {inner}"));
+    }
+
     if let Some(rest) = message.strip_prefix("unknown field `") {
         // `unknown field `x`, expected one of ...`: the path already ends in `x`.
         message = match rest.split_once("`, ") {
@@ -176,6 +188,17 @@ fn parse_error(e: &serde_path_to_error::Error<serde_json::Error>, root: &str) ->
         field,
         message.replace("expected struct", "expected an object"),
     )
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 fn join_path(root: &str, path: &serde_path_to_error::Path) -> String {
@@ -820,9 +843,12 @@ mod tests {
         assert_eq!(e.to_string(), "body: must be UTF-8 text, invalid byte at 0");
         let e = parse_request(b"[1, 2]").unwrap_err();
         assert_eq!(e.first_field(), Some("body"));
-        assert!(e.errors[0].message.contains("expected an object"), "{e}");
+        assert_eq!(e.to_string(), "body: must be a JSON object, got an array");
         let e = parse_project(b"42").unwrap_err();
-        assert_eq!(e.first_field(), Some("project"));
+        assert_eq!(
+            e.to_string(),
+            "project: must be a JSON object, got a number"
+        );
         let e = parse_project(b"{\"clips\": []} x").unwrap_err();
         assert_eq!(e.first_field(), Some("body"));
     }
@@ -832,7 +858,7 @@ mod tests {
         let e = parse_project(br#"{"clips": [{"src": "a", "type": "video", "duration": 1e400}]}"#)
             .unwrap_err();
         assert_eq!(e.first_field(), Some("project.clips[0].duration"), "{e}");
-        assert!(e.errors[0].message.contains("number out of range"), "{e}");
+        assert_eq!(e.errors[0].message, "number out of range, must be finite");
     }
 
     #[test]
