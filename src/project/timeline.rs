@@ -458,6 +458,9 @@ mod tests {
 
         #[test]
         fn schedule_covers_every_frame_once(project in valid_project()) {
+            let opts = super::super::validate::ValidateOptions::default();
+            let validated = super::super::validate::validate(&project, &opts);
+            prop_assert!(validated.is_ok(), "{:?}", validated);
             let timeline = resolve(&project);
             let fps = timeline.fps;
             let total = timeline.requested_seconds();
