@@ -149,7 +149,52 @@ fn parse<T: DeserializeOwned>(json: &[u8], root: &str) -> Result<T, ValidationEr
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| parse_error(&e, root))?;
     de.end()
         .map_err(|e| ValidationErrors::single("body", format!("not valid JSON: {e}")))?;
+    if let Ok(document) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(field) = array_for_object(&document, root)
+    {
+        return Err(ValidationErrors::single(
+            field,
+            "must be a JSON object, got an array",
+        ));
+    }
     Ok(value)
+}
+
+/// Keys whose value is one object, and keys whose value is a list of objects.
+const OBJECT_KEYS: &[&str] = &["project", "resolution", "audio", "transition"];
+const OBJECT_LIST_KEYS: &[&str] = &["clips", "audioGainKeyframes", "audioPanKeyframes"];
+
+/// The path of an object of the model written as an array. serde would read the array as
+/// the struct's fields in order (`"resolution": [1920, 1080]`), which the API does not
+/// define; it is refused like any other wrong type.
+fn array_for_object(value: &serde_json::Value, path: &str) -> Option<String> {
+    let serde_json::Value::Object(map) = value else {
+        return None;
+    };
+    for (key, child) in map {
+        let child_path = join_segment(path, key);
+        if OBJECT_KEYS.contains(&key.as_str()) {
+            if child.is_array() {
+                return Some(child_path);
+            }
+            if let Some(found) = array_for_object(child, &child_path) {
+                return Some(found);
+            }
+        } else if OBJECT_LIST_KEYS.contains(&key.as_str())
+            && let serde_json::Value::Array(items) = child
+        {
+            for (i, item) in items.iter().enumerate() {
+                let item_path = format!("{child_path}[{i}]");
+                if item.is_array() {
+                    return Some(item_path);
+                }
+                if let Some(found) = array_for_object(item, &item_path) {
+                    return Some(found);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Turns a serde error into a field error: the path it happened at and a message that
@@ -851,6 +896,32 @@ mod tests {
         );
         let e = parse_project(b"{\"clips\": []} x").unwrap_err();
         assert_eq!(e.first_field(), Some("body"));
+    }
+
+    #[test]
+    fn an_object_written_as_an_array_is_refused() {
+        let e = errors_of(
+            &json!({"resolution": [1920, 1080], "clips": [clip()]}),
+            &SERVICE,
+        );
+        assert_eq!(
+            e,
+            ["project.resolution: must be a JSON object, got an array"]
+        );
+        let mut c = clip();
+        c["transition"] = json!(["crossfade", 1]);
+        let e = errors_of(&project_with(vec![clip(), c]), &SERVICE);
+        assert_eq!(
+            e,
+            ["project.clips[1].transition: must be a JSON object, got an array"]
+        );
+        let c = json!(["https://a.example/x", "video", 4]);
+        let body = json!({"api_key": "k", "project": {"clips": [c]}});
+        let e = parse_request(&serde_json::to_vec(&body).unwrap()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "project.clips[0]: must be a JSON object, got an array"
+        );
     }
 
     #[test]
