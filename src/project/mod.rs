@@ -5,12 +5,19 @@
 
 mod model;
 mod resolve;
+mod summary;
 mod timeline;
+mod validate;
 
 pub use model::{BackgroundAudio, Clip, Keyframe as JsonKeyframe, Project, RenderRequest};
 pub use model::{Resolution, Transition};
 pub use resolve::resolve;
+pub use summary::{Summary, summary};
 pub use timeline::{
     Automation, BackgroundTrack, ClipKind, Ease, Fit, Fps, FrameLayers, Keyframe, Layer, Timeline,
     TimelineClip,
+};
+pub use validate::{
+    FieldError, ValidateOptions, ValidationErrors, parse_and_validate_document, parse_project,
+    parse_request, validate, validate_request,
 };
