@@ -22,13 +22,64 @@ enum Command {
         /// The project JSON file.
         project: PathBuf,
     },
+    /// Render a project to an MP4 (and a WebP thumbnail beside it) in the foreground.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RenderArgs {
+    /// The project JSON file; local `src` paths are relative to its folder.
+    project: PathBuf,
+    /// Where to write the MP4; the thumbnail goes beside it as .webp.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// libx264 preset.
+    #[arg(long, default_value = "veryfast")]
+    preset: String,
+    /// libx264 constant rate factor (0-51, lower is better).
+    #[arg(long, default_value_t = 23, value_parser = clap::value_parser!(u8).range(0..=51))]
+    crf: u8,
+    /// Allow sources on loopback and private addresses.
+    #[arg(long, env = "RENDER_NODE_ALLOW_PRIVATE_SOURCES")]
+    allow_private_sources: bool,
+    /// The source cache folder.
+    #[arg(long, env = "RENDER_NODE_CACHE_DIR", default_value_os_t = default_cache_dir())]
+    cache_dir: PathBuf,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { project } => validate(&project),
+        Command::Render(args) => render(args),
     }
+}
+
+fn render(args: RenderArgs) -> ExitCode {
+    init_logs();
+    render_node::render::command::run(&render_node::render::command::RenderCommand {
+        project: args.project,
+        output: args.output,
+        preset: args.preset,
+        crf: args.crf,
+        allow_private_sources: args.allow_private_sources,
+        cache_dir: args.cache_dir,
+    })
+}
+
+/// `$XDG_CACHE_HOME/render-node` or `~/.cache/render-node`, else `./data/cache`.
+fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
+    base.map_or_else(|| PathBuf::from("data/cache"), |b| b.join("render-node"))
+}
+
+/// Logs to stderr, `info` and up unless `RUST_LOG` says otherwise.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,render_node=info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Exit status for input the node refuses (an invalid project, an unreadable file).

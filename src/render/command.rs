@@ -78,8 +78,7 @@ pub fn run(command: &RenderCommand) -> ExitCode {
 /// Reads and validates the project file; the error lists every problem, one a line.
 fn load(path: &Path) -> Result<crate::project::Timeline, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let project = project::parse_project(&bytes).map_err(|e| e.to_string())?;
-    project::validate(&project, &ValidateOptions { allow_local_paths: true })
+    project::parse_and_validate_document(&bytes, &ValidateOptions { allow_local_paths: true })
         .map_err(|e| e.to_string())
 }
 
