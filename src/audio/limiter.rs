@@ -36,9 +36,10 @@ pub struct Limiter {
     below_one: usize,
     /// Input frames seen.
     seen: u64,
-    /// The gain applied to the previous output frame.
-    gain: f32,
-    release: f32,
+    /// The gain applied to the previous output frame (f64: in f32 the release would stall
+    /// a few ulps short of 1.0).
+    gain: f64,
+    release: f64,
 }
 
 impl Default for Limiter {
@@ -63,7 +64,7 @@ impl Limiter {
             below_one: 0,
             seen: 0,
             gain: 1.0,
-            release: release as f32,
+            release,
         }
     }
 
@@ -90,7 +91,7 @@ impl Limiter {
         if self.gain == 1.0 {
             return [l, r];
         }
-        let g = self.gain;
+        let g = self.gain as f32;
         [
             (l * g).clamp(-CEILING, CEILING),
             (r * g).clamp(-CEILING, CEILING),
@@ -116,7 +117,7 @@ impl Limiter {
     }
 
     /// Moving average of the window minimums; exactly 1.0 when all of them are 1.0.
-    fn push_average(&mut self, window_gain: f32) -> f32 {
+    fn push_average(&mut self, window_gain: f32) -> f64 {
         let old = self.averaged.pop_front().unwrap_or(1.0);
         self.averaged.push_back(window_gain);
         self.sum += f64::from(window_gain) - f64::from(old);
@@ -125,17 +126,17 @@ impl Limiter {
             self.sum = LOOKAHEAD as f64;
             return 1.0;
         }
-        (self.sum / LOOKAHEAD as f64).min(1.0) as f32
+        (self.sum / LOOKAHEAD as f64).min(1.0)
     }
 
     /// Attack follows the target at once (it is already smooth); release is exponential
-    /// and snaps to exactly 1.0 when within 1e-6 of it.
-    fn next_gain(&self, target: f32) -> f32 {
+    /// and snaps to exactly 1.0 when within 1e-5 (-0.0001 dB) of it.
+    fn next_gain(&self, target: f64) -> f64 {
         if target <= self.gain {
             return target;
         }
         let next = self.gain + (target - self.gain) * self.release;
-        if target == 1.0 && 1.0 - next < 1e-6 {
+        if target == 1.0 && 1.0 - next < 1e-5 {
             1.0
         } else {
             next
@@ -150,10 +151,12 @@ mod tests {
     fn run(input: &[f32]) -> Vec<f32> {
         let mut limiter = Limiter::new();
         let mut padded = input.to_vec();
-        padded.extend(std::iter::repeat_n(0.0, Limiter::DELAY * 2));
+        // DELAY stereo frames are 2 · DELAY samples.
+        let delay = Limiter::DELAY * 2;
+        padded.extend(std::iter::repeat_n(0.0, delay));
         let mut out = vec![0.0; padded.len()];
         limiter.process(&padded, &mut out);
-        out[Limiter::DELAY..Limiter::DELAY + input.len()].to_vec()
+        out[delay..delay + input.len()].to_vec()
     }
 
     #[test]
@@ -173,11 +176,13 @@ mod tests {
 
     #[test]
     fn a_single_spike_is_caught_and_released() {
-        let mut input = vec![0.5f32; 48_000];
+        let mut input = vec![0.5f32; 96_000];
         input[20_000] = 2.0;
         let out = run(&input);
         assert!(out[20_000] <= CEILING);
-        // The gain is back at exactly 1.0 well after the spike.
-        assert_eq!(out[40_000], 0.5);
+        assert!(out[20_000 - 2 * LOOKAHEAD] == 0.5, "attack starts a look-ahead early");
+        assert!(out[20_000 - 2] < 0.5, "the gain comes down before the spike");
+        // The gain is back at exactly 1.0 some 15 release time constants after the spike.
+        assert_eq!(out[20_000 + 2 * 36_000], 0.5);
     }
 }
