@@ -8,6 +8,8 @@ use std::hint::black_box;
 /// Stereo frames per iteration: 1024 frames, the mixer's block.
 const FRAMES: usize = 1024;
 
+type Kernel = fn(&mut [f32], &[f32], &[f32]);
+
 fn bench(c: &mut Criterion) {
     for sources in [1usize, 4, 16] {
         let src: Vec<Vec<f32>> = (0..sources)
@@ -27,8 +29,7 @@ fn bench(c: &mut Criterion) {
         let mut bus = vec![0.0f32; FRAMES * 2];
         let mut group = c.benchmark_group(format!("mix_{sources}_sources"));
         group.throughput(Throughput::Elements(FRAMES as u64));
-        let kernels: [(&str, fn(&mut [f32], &[f32], &[f32])); 2] =
-            [("scalar", mix_scalar), ("simd", mix_simd)];
+        let kernels: [(&str, Kernel); 2] = [("scalar", mix_scalar), ("simd", mix_simd)];
         for (name, kernel) in kernels {
             group.bench_function(name, |b| {
                 b.iter(|| {

@@ -110,7 +110,7 @@ impl Limiter {
         while self
             .minima
             .front()
-            .is_some_and(|m| m.0 + LOOKAHEAD as u64 <= self.seen - 1)
+            .is_some_and(|m| m.0 + (LOOKAHEAD as u64) < self.seen)
         {
             self.minima.pop_front();
         }
@@ -180,8 +180,14 @@ mod tests {
         input[20_000] = 2.0;
         let out = run(&input);
         assert!(out[20_000] <= CEILING);
-        assert!(out[20_000 - 2 * LOOKAHEAD] == 0.5, "attack starts a look-ahead early");
-        assert!(out[20_000 - 2] < 0.5, "the gain comes down before the spike");
+        assert!(
+            out[20_000 - 2 * LOOKAHEAD] == 0.5,
+            "attack starts a look-ahead early"
+        );
+        assert!(
+            out[20_000 - 2] < 0.5,
+            "the gain comes down before the spike"
+        );
         // The gain is back at exactly 1.0 some 15 release time constants after the spike.
         assert_eq!(out[20_000 + 2 * 36_000], 0.5);
     }

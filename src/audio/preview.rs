@@ -36,7 +36,10 @@ pub enum PreviewError {
     NoDevice { available: String },
     #[error("--device {name:?}: no such audio output device (available: {available})")]
     DeviceNotFound { name: String, available: String },
-    #[error("audio device {device:?}: {reason}")]
+    #[error(
+        "audio device {device:?} cannot play: {reason} (no sound card? \
+         pick another output with --device NAME)"
+    )]
     Device { device: String, reason: String },
     #[error(transparent)]
     Media(#[from] MediaError),
@@ -70,11 +73,7 @@ pub fn preview(
 /// A progress line on stderr, rewritten in place: `preview 12.3 s / 60.0 s (20%)`.
 pub fn print_progress(played: u64, total: u64) {
     let rate = f64::from(SAMPLE_RATE);
-    let percent = if total == 0 {
-        100
-    } else {
-        played * 100 / total
-    };
+    let percent = (played * 100).checked_div(total).unwrap_or(100);
     eprint!(
         "\rpreview {:.1} s / {:.1} s ({percent}%)",
         played as f64 / rate,
