@@ -18,8 +18,9 @@
 //!   `sin(x π/2)` and the outgoing one falls as `cos(x π/2)`, `x` the fraction of the
 //!   transition elapsed, so the two powers always sum to 1;
 //! - a 5 ms raised-cosine declick ramp (`½ - ½ cos(π x)`) at each edge that has neither a
-//!   transition nor a fade, so hard cuts and mute or solo switches do not click. Outside
-//!   those 5 ms the ramp is exactly 1.0.
+//!   transition nor a fade, so hard cuts and mute or solo switches do not click (a muted
+//!   clip is silence, so the edges of its neighbours are where the sound switches), and
+//!   over the last 5 ms of the output. Outside those 5 ms the ramp is exactly 1.0.
 //!
 //! A muted clip, or a clip that is not soloed while another is, contributes nothing (its
 //! source is never opened). The background track plays from 0 and is cut at the output's
@@ -219,7 +220,7 @@ impl Mixer {
         let (track, mono) = (p.track, p.mono);
         let gains = &mut self.gains[..got * 2];
         match track.and_then(|t| self.tracks.get(t)) {
-            Some(track) => clip_gains(track, mono, from, gains),
+            Some(track) => clip_gains(track, mono, self.total, from, gains),
             None => {
                 if let Some(bg) = &self.background {
                     background_gains(bg, self.total, from, gains);
@@ -290,8 +291,9 @@ pub fn pan_gains(pan: f64, mono: bool) -> (f64, f64) {
     }
 }
 
-/// The clip's gain at `local` seconds from its start, before pan.
-fn clip_gain(track: &Track, local: f64, constant_gain: Option<f64>) -> f64 {
+/// The clip's gain at `local` seconds from its start, before pan; `output_left` is the
+/// time to the output's end, which cuts the last clip when whole frames end a little early.
+fn clip_gain(track: &Track, local: f64, output_left: f64, constant_gain: Option<f64>) -> f64 {
     let clip = &track.clip;
     let to_end = clip.duration - local;
     let mut gain = constant_gain.unwrap_or_else(|| value_at(&clip.gain, local, clip.duration));
@@ -308,18 +310,20 @@ fn clip_gain(track: &Track, local: f64, constant_gain: Option<f64>) -> f64 {
     if track.hard_out {
         gain *= declick(to_end);
     }
-    gain
+    gain * declick(output_left)
 }
 
 /// Fills interleaved per-channel gains for the clip's frames from timeline frame `from`.
-fn clip_gains(track: &Track, mono: bool, from: u64, gains: &mut [f32]) {
+fn clip_gains(track: &Track, mono: bool, total: u64, from: u64, gains: &mut [f32]) {
     let clip = &track.clip;
     let constant_gain = is_constant(&clip.gain).then(|| value_at(&clip.gain, 0.0, 1.0));
     let constant_pan =
         is_constant(&clip.pan).then(|| pan_gains(value_at(&clip.pan, 0.0, 1.0), mono));
     for (k, pair) in gains.chunks_exact_mut(2).enumerate() {
-        let local = (from + k as u64) as f64 / RATE - clip.start;
-        let gain = clip_gain(track, local, constant_gain);
+        let frame = from + k as u64;
+        let local = frame as f64 / RATE - clip.start;
+        let output_left = total.saturating_sub(frame) as f64 / RATE;
+        let gain = clip_gain(track, local, output_left, constant_gain);
         let (l, r) = constant_pan
             .unwrap_or_else(|| pan_gains(value_at(&clip.pan, local, clip.duration), mono));
         pair[0] = (gain * l) as f32;
