@@ -24,6 +24,23 @@ enum Command {
     },
     /// Render a project to an MP4 (and a WebP thumbnail beside it) in the foreground.
     Render(RenderArgs),
+    /// Play a project's audio mix through the sound card.
+    Preview(PreviewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PreviewArgs {
+    /// The project JSON file; local `src` paths are relative to its folder.
+    project: PathBuf,
+    /// Output device name (default: the system's default output).
+    #[arg(long)]
+    device: Option<String>,
+    /// Allow sources on loopback and private addresses.
+    #[arg(long, env = "RENDER_NODE_ALLOW_PRIVATE_SOURCES")]
+    allow_private_sources: bool,
+    /// The source cache folder.
+    #[arg(long, env = "RENDER_NODE_CACHE_DIR", default_value_os_t = default_cache_dir())]
+    cache_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,6 +69,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { project } => validate(&project),
         Command::Render(args) => render(args),
+        Command::Preview(args) => preview(args),
     }
 }
 
@@ -62,6 +80,16 @@ fn render(args: RenderArgs) -> ExitCode {
         output: args.output,
         preset: args.preset,
         crf: args.crf,
+        allow_private_sources: args.allow_private_sources,
+        cache_dir: args.cache_dir,
+    })
+}
+
+fn preview(args: PreviewArgs) -> ExitCode {
+    init_logs();
+    render_node::render::command::preview(&render_node::render::command::PreviewCommand {
+        project: args.project,
+        device: args.device,
         allow_private_sources: args.allow_private_sources,
         cache_dir: args.cache_dir,
     })

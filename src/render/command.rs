@@ -87,3 +87,53 @@ fn project_folder(project: &Path) -> PathBuf {
     let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
     folder.canonicalize().unwrap_or_else(|_| folder.to_path_buf())
 }
+
+/// The options of the `preview` command.
+#[derive(Debug, Clone)]
+pub struct PreviewCommand {
+    pub project: PathBuf,
+    pub device: Option<String>,
+    pub allow_private_sources: bool,
+    pub cache_dir: PathBuf,
+}
+
+/// `render-node preview`: fetches the sources and plays the project's mix (the same
+/// `Mixer` a render encodes) through the sound card.
+pub fn preview(command: &PreviewCommand) -> ExitCode {
+    let timeline = match load(&command.project) {
+        Ok(timeline) => timeline,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_BAD_PROJECT);
+        }
+    };
+    let settings = RenderSettings {
+        preset: String::new(),
+        crf: 0,
+        allow_private_sources: command.allow_private_sources,
+        local_base: Some(project_folder(&command.project)),
+        cache_dir: command.cache_dir.clone(),
+    };
+    crate::media::init();
+    let sources = match super::sources::prepare(&timeline, &settings, &CancelToken::default()) {
+        Ok(sources) => sources,
+        Err(e) => {
+            eprintln!("preview failed: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let mut open = |clip: Option<usize>| sources.open_audio(&timeline, clip);
+    let played = crate::audio::preview(
+        &timeline,
+        &mut open,
+        command.device.as_deref(),
+        &mut crate::audio::preview::print_progress,
+    );
+    match played {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("preview failed: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}

@@ -17,11 +17,11 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use crate::audio::{AudioSource, Mixer};
+use crate::audio::Mixer;
 use crate::gpu::{Compositor, GpuContext, LayerInput};
 use crate::media::{
-    AudioEncoder, AudioReader, EncodeSettings, MediaError, Muxer, Packet, VideoDecoder,
-    VideoEncoder, VideoFrame, write_thumbnail,
+    AudioEncoder, EncodeSettings, Muxer, Packet, VideoDecoder, VideoEncoder, VideoFrame,
+    write_thumbnail,
 };
 use crate::project::{Timeline, TimelineClip};
 
@@ -417,7 +417,7 @@ fn audio_stage(
 ) -> Result<(), RenderError> {
     let timeline = shared.timeline;
     let mut mixer = Mixer::new(timeline);
-    let mut open = |clip: Option<usize>| open_audio(shared, clip);
+    let mut open = |clip: Option<usize>| shared.sources.open_audio(timeline, clip);
     let mut block = vec![0f32; AUDIO_BLOCK * 2];
     let mut packets = Vec::new();
     let mut written = 0u64;
@@ -455,25 +455,6 @@ fn wait_for_video(shared: &Shared, audio_frames: u64) -> Result<(), RenderError>
         shared.check()?;
         thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn open_audio(
-    shared: &Shared,
-    clip: Option<usize>,
-) -> Result<Option<Box<dyn AudioSource>>, MediaError> {
-    let (file, start) = match clip {
-        Some(index) => {
-            let start = shared.timeline.clips.get(index).map_or(0.0, |c| c.trim_start);
-            (shared.sources.clips.get(index), start)
-        }
-        None => (shared.sources.background.as_ref(), 0.0),
-    };
-    let Some(file) = file else { return Ok(None) };
-    if file.info.audio.is_none() {
-        return Ok(None);
-    }
-    let reader = AudioReader::open(&file.path, &file.field, start)?;
-    Ok(reader.map(|r| Box::new(r) as Box<dyn AudioSource>))
 }
 
 fn mux_stage(

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::media::{self, FetchConfig, Fetcher, MediaError, MediaInfo};
+use crate::audio::AudioSource;
+use crate::media::{self, AudioReader, FetchConfig, Fetcher, MediaError, MediaInfo};
 use crate::project::{ClipKind, Timeline};
 
 use super::{CancelToken, RenderError, RenderSettings};
@@ -24,6 +25,29 @@ pub struct SourceFile {
 pub struct Sources {
     pub clips: Vec<SourceFile>,
     pub background: Option<SourceFile>,
+}
+
+impl Sources {
+    /// Opens the audio of clip `clip` (the background track for `None`) at its source
+    /// start, for the mixer; `None` when it has no audio.
+    pub fn open_audio(
+        &self,
+        timeline: &Timeline,
+        clip: Option<usize>,
+    ) -> Result<Option<Box<dyn AudioSource>>, MediaError> {
+        let (file, start) = match clip {
+            Some(index) => {
+                let start = timeline.clips.get(index).map_or(0.0, |c| c.trim_start);
+                (self.clips.get(index), start)
+            }
+            None => (self.background.as_ref(), 0.0),
+        };
+        let Some(file) = file.filter(|f| f.info.audio.is_some()) else {
+            return Ok(None);
+        };
+        let reader = AudioReader::open(&file.path, &file.field, start)?;
+        Ok(reader.map(|r| Box::new(r) as Box<dyn AudioSource>))
+    }
 }
 
 /// JSON path of clip `index`'s source.
