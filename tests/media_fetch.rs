@@ -78,7 +78,10 @@ struct Server {
 }
 
 impl Server {
-    async fn start(bind: &str, routes: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Server {
+    async fn start(
+        bind: &str,
+        routes: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Server {
         let listener = TcpListener::bind(bind).await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -111,7 +114,11 @@ impl Server {
     /// (full 200 answers, 304 answers) for `path`.
     fn answers(&self, path: &str) -> (usize, usize) {
         let requests = self.requests();
-        let of = |status| requests.iter().filter(|r| r.path == path && r.status == status);
+        let of = |status: u16| {
+            requests
+                .iter()
+                .filter(move |r| r.path == path && r.status == status)
+        };
         (of(200).count(), of(304).count())
     }
 }
@@ -124,7 +131,10 @@ async fn serve(mut stream: TcpStream, routes: Routes, log: Arc<Mutex<Vec<Request
     request.status = reply.status;
     log.lock().expect("log").push(request);
 
-    let mut head = format!("HTTP/1.1 {} Whatever\r\nConnection: close\r\n", reply.status);
+    let mut head = format!(
+        "HTTP/1.1 {} Whatever\r\nConnection: close\r\n",
+        reply.status
+    );
     for (name, value) in &reply.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -192,7 +202,14 @@ fn media() -> &'static [u8] {
         let dir = tempfile::tempdir().expect("temp dir");
         let out = dir.path().join("clip.mp4");
         let status = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10"])
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=64x48:rate=10",
+            ])
             .args(["-t", "0.5", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-y"])
             .arg(&out)
             .status()
@@ -251,9 +268,15 @@ async fn octet_stream_without_extension_and_behind_a_302_equal_the_file() {
     let cache = tempfile::tempdir().expect("temp dir");
     let fetcher = fetcher(config(cache.path()));
 
-    let direct = fetcher.fetch(&server.url("/v/7f3a"), FIELD).await.expect("direct");
+    let direct = fetcher
+        .fetch(&server.url("/v/7f3a"), FIELD)
+        .await
+        .expect("direct");
     assert_eq!(std::fs::read(&direct).expect("read"), media());
-    let moved = fetcher.fetch(&server.url("/moved"), FIELD).await.expect("redirected");
+    let moved = fetcher
+        .fetch(&server.url("/moved"), FIELD)
+        .await
+        .expect("redirected");
     assert_eq!(std::fs::read(&moved).expect("read"), media());
     assert!(files_in(&cache.path().join("tmp")).is_empty());
 }
@@ -273,7 +296,10 @@ async fn five_redirects_are_followed_and_a_sixth_is_refused() {
     let cache = tempfile::tempdir().expect("temp dir");
     let fetcher = fetcher(config(cache.path()));
 
-    let five = fetcher.fetch(&server.url("/chain/5"), FIELD).await.expect("5 redirects");
+    let five = fetcher
+        .fetch(&server.url("/chain/5"), FIELD)
+        .await
+        .expect("5 redirects");
     assert_eq!(std::fs::read(five).expect("read"), media());
     assert_eq!(server.count(), 6);
 
@@ -308,12 +334,18 @@ async fn html_is_refused_naming_the_content_type_and_media_is_judged_by_its_byte
     assert!(error.contains("an HTML page"), "{error}");
     assert!(error.contains("application/octet-stream"), "{error}");
     let error = error_text(fetcher.fetch(&server.url("/json"), FIELD).await);
-    assert!(error.contains("sent JSON") && error.contains("application/json"), "{error}");
+    assert!(
+        error.contains("sent JSON") && error.contains("application/json"),
+        "{error}"
+    );
     let error = error_text(fetcher.fetch(&server.url("/empty"), FIELD).await);
     assert!(error.contains("an empty body"), "{error}");
 
     // Real media mislabelled as a page is still media.
-    let path = fetcher.fetch(&server.url("/mislabelled"), FIELD).await.expect("media");
+    let path = fetcher
+        .fetch(&server.url("/mislabelled"), FIELD)
+        .await
+        .expect("media");
     assert_eq!(std::fs::read(path).expect("read"), media());
     assert!(files_in(&cache.path().join("tmp")).is_empty());
 }
@@ -358,13 +390,17 @@ async fn the_size_cap_holds_on_content_length_and_while_streaming() {
     let error = error_text(fetcher.fetch(&server.url("/declared"), FIELD).await);
     assert_eq!(
         error,
-        format!(
-            "{FIELD}: refused: 100000 bytes (Content-Length) is over the limit of 10000 bytes"
-        )
+        format!("{FIELD}: refused: 100000 bytes (Content-Length) is over the limit of 10000 bytes")
     );
     let error = error_text(fetcher.fetch(&server.url("/undeclared"), FIELD).await);
-    assert!(error.contains("grew past the limit of 10000 bytes"), "{error}");
-    let fits = fetcher.fetch(&server.url("/fits"), FIELD).await.expect("at the cap");
+    assert!(
+        error.contains("grew past the limit of 10000 bytes"),
+        "{error}"
+    );
+    let fits = fetcher
+        .fetch(&server.url("/fits"), FIELD)
+        .await
+        .expect("at the cap");
     assert_eq!(std::fs::metadata(fits).expect("stat").len(), 10_000);
 
     assert!(files_in(&cache.path().join("tmp")).is_empty());
@@ -403,7 +439,13 @@ async fn a_trickling_or_stalled_body_hits_the_total_timeout() {
 #[tokio::test]
 async fn a_server_dying_mid_download_leaves_nothing_in_the_cache() {
     let server = Server::start("127.0.0.1:0", |_| {
-        Reply::status(200, Body::Cut { declared: 20_000, sent: 5_000 })
+        Reply::status(
+            200,
+            Body::Cut {
+                declared: 20_000,
+                sent: 5_000,
+            },
+        )
     })
     .await;
     let cache = tempfile::tempdir().expect("temp dir");
@@ -417,18 +459,34 @@ async fn a_server_dying_mid_download_leaves_nothing_in_the_cache() {
 
 #[tokio::test]
 async fn only_http_and_https_are_fetched() {
-    let server = Server::start("127.0.0.1:0", |_| Reply::redirect(302, "file:///etc/passwd")).await;
+    let server = Server::start("127.0.0.1:0", |_| {
+        Reply::redirect(302, "file:///etc/passwd")
+    })
+    .await;
     let cache = tempfile::tempdir().expect("temp dir");
     let fetcher = fetcher(config(cache.path()));
 
-    for src in ["ftp://media.example/a.mp4", "data:video/mp4;base64,AA", "gopher://a/"] {
+    for src in [
+        "ftp://media.example/a.mp4",
+        "data:video/mp4;base64,AA",
+        "gopher://a/",
+    ] {
         let error = error_text(fetcher.fetch(src, FIELD).await);
-        assert!(error.contains("is not accepted; use http or https"), "{src}: {error}");
+        assert!(
+            error.contains("is not accepted; use http or https"),
+            "{src}: {error}"
+        );
     }
     let error = error_text(fetcher.fetch("file:///etc/passwd", FIELD).await);
-    assert!(error.contains("local paths are not accepted here"), "{error}");
+    assert!(
+        error.contains("local paths are not accepted here"),
+        "{error}"
+    );
     let error = error_text(fetcher.fetch(&server.url("/x"), FIELD).await);
-    assert!(error.contains("redirect 1 to file:///etc/passwd: refused: scheme"), "{error}");
+    assert!(
+        error.contains("redirect 1 to file:///etc/passwd: refused: scheme"),
+        "{error}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -449,11 +507,16 @@ fn private_spellings(v4: u16, v6: u16) -> Vec<(String, &'static str)> {
         (format!("http://[::1]:{v6}/a"), loopback),
         (format!("http://[::ffff:127.0.0.1]:{v4}/a"), loopback),
         (format!("http://[::ffff:7f00:1]:{v4}/a"), loopback),
-        (format!("http://0.0.0.0:{v4}/a"), "is the unspecified address"),
+        (
+            format!("http://0.0.0.0:{v4}/a"),
+            "is the unspecified address",
+        ),
         (format!("http://0:{v4}/a"), "is the unspecified address"),
         (format!("http://[::]:{v6}/a"), "is the unspecified address"),
-        (format!("http://localhost:{v4}/a"), "host localhost resolves to"),
-        (format!("http://LOCALHOST.:{v4}/a"), "resolves to"),
+        (
+            format!("http://localhost:{v4}/a"),
+            "host localhost resolves to",
+        ),
     ]
     .into_iter()
     .collect()
@@ -468,7 +531,11 @@ async fn private_addresses_are_refused_however_spelled_before_any_connection() {
     config.allow_private = false;
     let fetcher = fetcher(config);
 
-    let error = error_text(fetcher.fetch(&v4.url("/a").replace("127.0.0.1", "127.1"), FIELD).await);
+    let error = error_text(
+        fetcher
+            .fetch(&v4.url("/a").replace("127.0.0.1", "127.1"), FIELD)
+            .await,
+    );
     assert_eq!(
         error,
         format!(
@@ -494,7 +561,11 @@ async fn a_redirect_to_a_private_address_is_refused_on_that_hop() {
     let spellings = private_spellings(target.port(), target6.port());
     let locations: Vec<String> = spellings.iter().map(|(url, _)| url.clone()).collect();
     let origin = Server::start("127.0.0.2:0", move |req| {
-        let index: usize = req.path.trim_start_matches("/to/").parse().unwrap_or(usize::MAX);
+        let index: usize = req
+            .path
+            .trim_start_matches("/to/")
+            .parse()
+            .unwrap_or(usize::MAX);
         match locations.get(index) {
             Some(location) => Reply::redirect(302, location),
             None => Reply::media(media()),
@@ -508,10 +579,17 @@ async fn a_redirect_to_a_private_address_is_refused_on_that_hop() {
     config.allow_private_addrs = vec![origin_ip];
     let fetcher = fetcher(config);
 
-    let direct = fetcher.fetch(&origin.url("/media"), FIELD).await.expect("the exception");
+    let direct = fetcher
+        .fetch(&origin.url("/media"), FIELD)
+        .await
+        .expect("the exception");
     assert_eq!(std::fs::read(direct).expect("read"), media());
     for (index, (location, reason)) in spellings.iter().enumerate() {
-        let error = error_text(fetcher.fetch(&origin.url(&format!("/to/{index}")), FIELD).await);
+        let error = error_text(
+            fetcher
+                .fetch(&origin.url(&format!("/to/{index}")), FIELD)
+                .await,
+        );
         let hop = format!("{FIELD}: redirect 1 to ");
         assert!(error.starts_with(&hop), "{location}: {error}");
         assert!(error.contains(": refused: host "), "{location}: {error}");
@@ -566,22 +644,43 @@ async fn a_cached_source_is_revalidated_not_downloaded_again() {
     let cache = tempfile::tempdir().expect("temp dir");
 
     for path in ["/etag", "/modified", "/moved"] {
-        let first = fetcher(config(cache.path())).fetch(&server.url(path), FIELD).await;
+        let first = fetcher(config(cache.path()))
+            .fetch(&server.url(path), FIELD)
+            .await;
         // A new fetcher on the same folder: the cache outlives the process that filled it.
-        let second = fetcher(config(cache.path())).fetch(&server.url(path), FIELD).await;
+        let second = fetcher(config(cache.path()))
+            .fetch(&server.url(path), FIELD)
+            .await;
         let (first, second) = (first.expect("first"), second.expect("second"));
         assert_eq!(first, second, "{path}");
-        assert_eq!(std::fs::read(&second).expect("read"), blob(1, 4_000), "{path}");
+        assert_eq!(
+            std::fs::read(&second).expect("read"),
+            blob(1, 4_000),
+            "{path}"
+        );
     }
-    assert_eq!(server.answers("/etag"), (2, 2), "one download each for /etag and /moved");
+    assert_eq!(
+        server.answers("/etag"),
+        (2, 2),
+        "one download each for /etag and /moved"
+    );
     assert_eq!(server.answers("/modified"), (1, 1));
     let revalidation = &server.requests()[1];
-    assert_eq!(revalidation.headers.get("if-none-match").map(String::as_str), Some("\"v1\""));
+    assert_eq!(
+        revalidation
+            .headers
+            .get("if-none-match")
+            .map(String::as_str),
+        Some("\"v1\"")
+    );
 
     // A changed source is downloaded again and gets a new object.
     *version.lock().expect("version") = 2;
     let fetcher = fetcher(config(cache.path()));
-    let changed = fetcher.fetch(&server.url("/etag"), FIELD).await.expect("changed");
+    let changed = fetcher
+        .fetch(&server.url("/etag"), FIELD)
+        .await
+        .expect("changed");
     assert_eq!(std::fs::read(changed).expect("read"), blob(2, 4_000));
     assert_eq!(server.answers("/etag"), (3, 2));
 }
@@ -592,8 +691,14 @@ async fn sources_without_a_validator_are_downloaded_each_time_into_one_object() 
     let cache = tempfile::tempdir().expect("temp dir");
     let fetcher = fetcher(config(cache.path()));
 
-    let first = fetcher.fetch(&server.url("/plain"), FIELD).await.expect("first");
-    let second = fetcher.fetch(&server.url("/plain"), FIELD).await.expect("second");
+    let first = fetcher
+        .fetch(&server.url("/plain"), FIELD)
+        .await
+        .expect("first");
+    let second = fetcher
+        .fetch(&server.url("/plain"), FIELD)
+        .await
+        .expect("second");
     assert_eq!(first, second);
     assert_eq!(server.answers("/plain"), (2, 0));
     assert_eq!(files_in(&cache.path().join("objects")).len(), 1);
@@ -633,15 +738,32 @@ async fn eviction_keeps_the_bound_and_drops_the_least_recently_used() {
     let fetcher = fetcher(config);
     let objects = cache.path().join("objects");
     let total = || -> u64 {
-        let sizes = files_in(&objects).into_iter().map(|p| std::fs::metadata(p).map(|m| m.len()));
+        let sizes = files_in(&objects)
+            .into_iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()));
         sizes.map(|len| len.unwrap_or(0)).sum()
     };
 
-    let one = fetcher.fetch(&server.url("/blob/1"), FIELD).await.expect("1");
-    let two = fetcher.fetch(&server.url("/blob/2"), FIELD).await.expect("2");
+    let one = fetcher
+        .fetch(&server.url("/blob/1"), FIELD)
+        .await
+        .expect("1");
+    let two = fetcher
+        .fetch(&server.url("/blob/2"), FIELD)
+        .await
+        .expect("2");
     // Using 1 again makes 2 the least recently used.
-    assert_eq!(fetcher.fetch(&server.url("/blob/1"), FIELD).await.expect("1 again"), one);
-    let three = fetcher.fetch(&server.url("/blob/3"), FIELD).await.expect("3");
+    assert_eq!(
+        fetcher
+            .fetch(&server.url("/blob/1"), FIELD)
+            .await
+            .expect("1 again"),
+        one
+    );
+    let three = fetcher
+        .fetch(&server.url("/blob/3"), FIELD)
+        .await
+        .expect("3");
 
     assert!(total() <= 25_000, "{} bytes cached", total());
     assert_eq!(files_in(&objects), {
@@ -650,10 +772,17 @@ async fn eviction_keeps_the_bound_and_drops_the_least_recently_used() {
         kept
     });
     assert!(!two.exists());
-    assert_eq!(files_in(&cache.path().join("index")).len(), 2, "2's entry went with it");
+    assert_eq!(
+        files_in(&cache.path().join("index")).len(),
+        2,
+        "2's entry went with it"
+    );
 
     // 2 is downloaded again, and the bound still holds.
-    let again = fetcher.fetch(&server.url("/blob/2"), FIELD).await.expect("2 again");
+    let again = fetcher
+        .fetch(&server.url("/blob/2"), FIELD)
+        .await
+        .expect("2 again");
     assert_eq!(std::fs::read(again).expect("read"), blob(2, 10_000));
     assert_eq!(server.answers("/blob/2"), (2, 0));
     assert!(total() <= 25_000, "{} bytes cached", total());
@@ -672,24 +801,47 @@ async fn local_paths_only_where_allowed() {
 
     let service = fetcher(FetchConfig::new(cache.path()));
     let error = error_text(service.fetch("clips/a.mp4", FIELD).await);
-    assert!(error.contains("local paths are not accepted here"), "{error}");
+    assert!(
+        error.contains("local paths are not accepted here"),
+        "{error}"
+    );
     let error = error_text(service.fetch(&clip.display().to_string(), FIELD).await);
-    assert!(error.contains("local paths are not accepted here"), "{error}");
+    assert!(
+        error.contains("local paths are not accepted here"),
+        "{error}"
+    );
 
     let mut config = FetchConfig::new(cache.path());
     config.local_base = Some(base.path().to_owned());
     let cli = fetcher(config);
     let canonical = clip.canonicalize().expect("canonical");
-    assert_eq!(cli.fetch("clips/a.mp4", FIELD).await.expect("relative"), canonical);
-    assert_eq!(cli.fetch("./clips/../clips/a.mp4", FIELD).await.expect("dots"), canonical);
+    assert_eq!(
+        cli.fetch("clips/a.mp4", FIELD).await.expect("relative"),
+        canonical
+    );
+    assert_eq!(
+        cli.fetch("./clips/../clips/a.mp4", FIELD)
+            .await
+            .expect("dots"),
+        canonical
+    );
     let absolute = clip.display().to_string();
-    assert_eq!(cli.fetch(&absolute, FIELD).await.expect("absolute"), canonical);
+    assert_eq!(
+        cli.fetch(&absolute, FIELD).await.expect("absolute"),
+        canonical
+    );
     let file_url = format!("file://{absolute}");
-    assert_eq!(cli.fetch(&file_url, FIELD).await.expect("file URL"), canonical);
+    assert_eq!(
+        cli.fetch(&file_url, FIELD).await.expect("file URL"),
+        canonical
+    );
 
     let error = error_text(cli.fetch("clips/missing.mp4", FIELD).await);
     assert!(error.contains("cannot open the local file") && error.contains("missing.mp4"));
     let error = error_text(cli.fetch("clips", FIELD).await);
     assert!(error.contains("is not a regular file"), "{error}");
-    assert!(files_in(&cache.path().join("objects")).is_empty(), "local files are not copied");
+    assert!(
+        files_in(&cache.path().join("objects")).is_empty(),
+        "local files are not copied"
+    );
 }

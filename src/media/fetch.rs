@@ -85,7 +85,10 @@ enum FetchError {
     #[error("is empty; expected an http(s) URL")]
     Empty,
     #[error("{src:?} is not a valid URL: {reason}")]
-    BadUrl { src: String, reason: url::ParseError },
+    BadUrl {
+        src: String,
+        reason: url::ParseError,
+    },
     #[error("refused: scheme {scheme:?} is not accepted; use http or https")]
     Scheme { scheme: String },
     #[error("{url} has no host")]
@@ -128,7 +131,10 @@ enum FetchError {
     #[error("refused: local paths are not accepted here; use an http(s) URL")]
     LocalRefused,
     #[error("cannot open the local file {path}: {reason}")]
-    LocalUnreadable { path: String, reason: std::io::Error },
+    LocalUnreadable {
+        path: String,
+        reason: std::io::Error,
+    },
     #[error("{path} is not a regular file")]
     NotAFile { path: String },
     #[error("the source cache in {dir}: {reason}")]
@@ -152,11 +158,12 @@ fn parse_src(src: &str) -> Result<Source, FetchError> {
     match Url::parse(src) {
         Ok(url) => match url.scheme() {
             "http" | "https" => Ok(Source::Remote(url)),
-            "file" => url.to_file_path().map(Source::Local).map_err(|()| {
-                FetchError::Scheme {
+            "file" => url
+                .to_file_path()
+                .map(Source::Local)
+                .map_err(|()| FetchError::Scheme {
                     scheme: "file (with a host)".into(),
-                }
-            }),
+                }),
             other => Err(FetchError::Scheme {
                 scheme: other.into(),
             }),
@@ -291,14 +298,17 @@ impl Fetcher {
     async fn get(&self, url: &Url, cached: Option<&Entry>) -> Result<(Url, Response), FetchError> {
         let mut current = url.clone();
         for hop in 0..=MAX_REDIRECTS {
-            let response = self.send(&current, cached).await.map_err(|error| match hop {
-                0 => error,
-                _ => FetchError::OnRedirect {
-                    hop,
-                    url: current.to_string(),
-                    source: Box::new(error),
-                },
-            })?;
+            let response = self
+                .send(&current, cached)
+                .await
+                .map_err(|error| match hop {
+                    0 => error,
+                    _ => FetchError::OnRedirect {
+                        hop,
+                        url: current.to_string(),
+                        source: Box::new(error),
+                    },
+                })?;
             let Some(next) = redirect_target(&current, &response)? else {
                 return Ok((current, response));
             };
@@ -325,7 +335,10 @@ impl Fetcher {
                 request = request.header(header::IF_MODIFIED_SINCE, modified);
             }
         }
-        request.send().await.map_err(|e| self.request_error(url, &e))
+        request
+            .send()
+            .await
+            .map_err(|e| self.request_error(url, &e))
     }
 
     fn check_url(&self, url: &Url) -> Result<(), FetchError> {
@@ -346,7 +359,10 @@ impl Fetcher {
             }
         };
         match (literal, url.host_str()) {
-            (Some(ip), Some(host)) => self.guard.check_literal(host, ip).map_err(FetchError::Guard),
+            (Some(ip), Some(host)) => self
+                .guard
+                .check_literal(host, ip)
+                .map_err(FetchError::Guard),
             _ => Ok(()),
         }
     }
@@ -408,7 +424,10 @@ impl Fetcher {
             size,
         };
         tracing::debug!(%url, size, object = %entry.object, "fetched a source");
-        self.cache.store(temp, entry).await.map_err(|e| self.cache_error(e))
+        self.cache
+            .store(temp, entry)
+            .await
+            .map_err(|e| self.cache_error(e))
     }
 
     /// Streams the body into a temporary file, hashing it, enforcing the size cap, and
@@ -420,7 +439,11 @@ impl Fetcher {
         url: &Url,
     ) -> Result<(TempFile, String, u64), FetchError> {
         let limit = self.config.max_bytes;
-        let mut temp = self.cache.temp_file().await.map_err(|e| self.cache_error(e))?;
+        let mut temp = self
+            .cache
+            .temp_file()
+            .await
+            .map_err(|e| self.cache_error(e))?;
         let mut hasher = Sha256::new();
         let mut head = Vec::with_capacity(SNIFF_LEN);
         let mut size = 0u64;
@@ -519,7 +542,10 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 fn io_context(error: std::io::Error, context: impl std::fmt::Display) -> MediaError {
-    MediaError::Io(std::io::Error::new(error.kind(), format!("{context}: {error}")))
+    MediaError::Io(std::io::Error::new(
+        error.kind(),
+        format!("{context}: {error}"),
+    ))
 }
 
 fn refuse_non_media(head: &[u8], content_type: &str) -> Result<(), FetchError> {
@@ -546,10 +572,23 @@ pub fn sniff_non_media(head: &[u8]) -> Option<&'static str> {
     let body = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
     let start = body.iter().position(|b| !b.is_ascii_whitespace());
     let lower: Vec<u8> = start
-        .map(|at| body.iter().skip(at).take(16).map(u8::to_ascii_lowercase).collect())
+        .map(|at| {
+            body.iter()
+                .skip(at)
+                .take(16)
+                .map(u8::to_ascii_lowercase)
+                .collect()
+        })
         .unwrap_or_default();
 
-    const HTML: [&[u8]; 6] = [b"<!doctype html", b"<html", b"<head", b"<body", b"<script", b"<!--"];
+    const HTML: [&[u8]; 6] = [
+        b"<!doctype html",
+        b"<html",
+        b"<head",
+        b"<body",
+        b"<script",
+        b"<!--",
+    ];
     const XML: [&[u8]; 2] = [b"<?xml", b"<svg"];
     if HTML.iter().any(|p| lower.starts_with(p)) {
         Some("an HTML page")
@@ -572,13 +611,22 @@ mod tests {
     fn sniffing_tells_pages_from_media() {
         let table: &[(&[u8], Option<&str>)] = &[
             (b"", Some("an empty body")),
-            (b"<!DOCTYPE html><html><body>Not found</body></html>", Some("an HTML page")),
+            (
+                b"<!DOCTYPE html><html><body>Not found</body></html>",
+                Some("an HTML page"),
+            ),
             (b"\xef\xbb\xbf\n  <HTML lang=en>", Some("an HTML page")),
             (b"<!-- error --><p>", Some("an HTML page")),
-            (b"<?xml version=\"1.0\"?><Error>AccessDenied</Error>", Some("an XML document")),
+            (
+                b"<?xml version=\"1.0\"?><Error>AccessDenied</Error>",
+                Some("an XML document"),
+            ),
             (b"{\"error\": \"not found\"}", Some("JSON")),
             (b"[1, 2]", Some("JSON")),
-            (b"#EXTM3U\n#EXTINF:10,\nhttp://10.0.0.1/a.ts\n", Some("text")),
+            (
+                b"#EXTM3U\n#EXTINF:10,\nhttp://10.0.0.1/a.ts\n",
+                Some("text"),
+            ),
             (b"Forbidden\r\n", Some("text")),
             // The start of an MP4, a WebM, a PNG, a WAV and an ID3-tagged MP3.
             (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00", None),
@@ -588,22 +636,46 @@ mod tests {
             (b"ID3\x04\x00\x00\x00\x00\x00\x23TSSE", None),
         ];
         for &(head, want) in table {
-            assert_eq!(sniff_non_media(head), want, "{:?}", String::from_utf8_lossy(head));
+            assert_eq!(
+                sniff_non_media(head),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
         }
     }
 
     #[test]
     fn sources_are_urls_or_local_paths() {
-        assert!(matches!(parse_src("https://a.example/v"), Ok(Source::Remote(_))));
-        assert!(matches!(parse_src("HTTP://a.example/v"), Ok(Source::Remote(_))));
+        assert!(matches!(
+            parse_src("https://a.example/v"),
+            Ok(Source::Remote(_))
+        ));
+        assert!(matches!(
+            parse_src("HTTP://a.example/v"),
+            Ok(Source::Remote(_))
+        ));
         assert!(matches!(parse_src("clips/a.mp4"), Ok(Source::Local(_))));
         assert!(matches!(parse_src("/srv/a.mp4"), Ok(Source::Local(_))));
-        assert!(matches!(parse_src("file:///srv/a.mp4"), Ok(Source::Local(_))));
+        assert!(matches!(
+            parse_src("file:///srv/a.mp4"),
+            Ok(Source::Local(_))
+        ));
         assert!(matches!(parse_src(""), Err(FetchError::Empty)));
-        for refused in ["ftp://a.example/v", "data:video/mp4;base64,AAAA", "gopher://x/"] {
+        for refused in [
+            "ftp://a.example/v",
+            "data:video/mp4;base64,AAAA",
+            "gopher://x/",
+        ] {
             let error = parse_src(refused).err().map(|e| e.to_string());
-            assert!(error.is_some_and(|e| e.contains("use http or https")), "{refused}");
+            assert!(
+                error.is_some_and(|e| e.contains("use http or https")),
+                "{refused}"
+            );
         }
-        assert!(matches!(parse_src("http://[::1/"), Err(FetchError::BadUrl { .. })));
+        assert!(matches!(
+            parse_src("http://[::1/"),
+            Err(FetchError::BadUrl { .. })
+        ));
     }
 }

@@ -103,7 +103,9 @@ impl Cache {
     pub async fn lookup(&self, url: &Url) -> Option<Entry> {
         let text = tokio::fs::read(self.index_path(url.as_str())).await.ok()?;
         let entry: Entry = serde_json::from_slice(&text).ok()?;
-        let object = tokio::fs::metadata(self.object_path(&entry.object)).await.ok()?;
+        let object = tokio::fs::metadata(self.object_path(&entry.object))
+            .await
+            .ok()?;
         (entry.url == url.as_str() && object.len() == entry.size).then_some(entry)
     }
 
@@ -191,7 +193,12 @@ impl Cache {
             total -= len;
             removed += 1;
         }
-        tracing::debug!(removed, total, bound = self.max_bytes, "evicted cached sources");
+        tracing::debug!(
+            removed,
+            total,
+            bound = self.max_bytes,
+            "evicted cached sources"
+        );
         self.drop_dangling_entries()
     }
 
@@ -267,7 +274,12 @@ mod tests {
         let url_b = Url::parse("http://b.example/y").expect("url");
         assert_eq!(cache.lookup(&url_a).await.map(|e| e.size), Some(10));
         assert_eq!(cache.lookup(&url_b).await, None);
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp"))
+                .expect("tmp")
+                .count(),
+            0
+        );
     }
 
     #[tokio::test]
@@ -277,6 +289,11 @@ mod tests {
         let mut temp = cache.temp_file().await.expect("temp file");
         temp.file.write_all(b"partial").await.expect("write");
         drop(temp);
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp"))
+                .expect("tmp")
+                .count(),
+            0
+        );
     }
 }

@@ -230,11 +230,11 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let guard = self.guard.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
-            let (passed, refused): (Vec<_>, Vec<_>) =
-                found.into_iter().partition(|addr| guard.check(addr.ip()).is_ok());
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let (passed, refused): (Vec<_>, Vec<_>) = found
+                .into_iter()
+                .partition(|addr| guard.check(addr.ip()).is_ok());
 
             if passed.is_empty()
                 && let Some(first) = refused.first()
@@ -336,7 +336,10 @@ mod tests {
         let loopback: IpAddr = Ipv4Addr::LOCALHOST.into();
         let other: IpAddr = Ipv4Addr::new(127, 0, 0, 2).into();
 
-        assert_eq!(Guard::new(false, &[]).check(loopback), Err(AddrClass::Loopback));
+        assert_eq!(
+            Guard::new(false, &[]).check(loopback),
+            Err(AddrClass::Loopback)
+        );
         assert_eq!(Guard::new(true, &[]).check(loopback), Ok(()));
 
         let excepted = Guard::new(false, &[other]);
