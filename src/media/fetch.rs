@@ -12,6 +12,21 @@
 //! a cached source is revalidated with its ETag or Last-Modified instead of downloaded
 //! again. Local paths are accepted only where the caller allows them (the CLI), never by
 //! the service.
+//!
+//! Accepted: `http://` and `https://` URLs on public addresses; up to [`MAX_REDIRECTS`]
+//! redirects (301, 302, 303, 307, 308), each hop checked like the first; any 2xx answer
+//! whose body does not look like a page; local paths and `file://` URLs when
+//! [`FetchConfig::local_base`] is set (relative ones resolved against it).
+//!
+//! Refused, with an error naming the clip's field and the reason: other schemes; hosts
+//! that are or resolve only to loopback, private (10/8, 172.16/12, 192.168/16), shared
+//! (100.64/10), link-local, unique-local, unspecified, "this network" (0/8), multicast,
+//! broadcast or reserved addresses, including IPv4 spelled in any form and IPv6 forms that
+//! embed IPv4 (unless [`FetchConfig::allow_private`]); a sixth redirect; HTTP errors (the
+//! status is named); a Content-Length or a streamed body over [`FetchConfig::max_bytes`];
+//! a connect over [`FetchConfig::connect_timeout`] or a whole fetch (slow or stalled
+//! bodies included) over [`FetchConfig::total_timeout`]; a body cut short; bodies whose
+//! first bytes are HTML, XML, JSON, text or nothing (the Content-Type received is named).
 
 mod cache;
 pub mod guard;
