@@ -8,7 +8,7 @@
 //! module only refuses bodies that are plainly not media (an HTML error page, JSON, text)
 //! so the user hears "the server sent an HTML page" rather than an FFmpeg probe failure.
 //!
-//! Downloads land in a content-addressed [`cache`](self::cache) shared by every job, and
+//! Downloads land in a content-addressed cache (`cache.rs`) shared by every job, and
 //! a cached source is revalidated with its ETag or Last-Modified instead of downloaded
 //! again. Local paths are accepted only where the caller allows them (the CLI), never by
 //! the service.
