@@ -5,5 +5,6 @@ pub mod frame;
 
 pub use frame::{Matrix, PixelLayout, Plane, Range, Rotation, VideoFrame};
 pub mod error;
+pub mod fetch;
 
 pub use error::MediaError;
