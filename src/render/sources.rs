@@ -86,13 +86,10 @@ fn fetch_all(
     wanted: &[(String, String)],
     settings: &RenderSettings,
 ) -> Result<HashMap<String, PathBuf>, RenderError> {
-    let fetcher = Fetcher::new(FetchConfig {
-        cache_dir: settings.cache_dir.clone(),
-        allow_private: settings.allow_private_sources,
-        local_base: settings.local_base.clone(),
-        ..FetchConfig::default()
-    })
-    .map_err(source_error)?;
+    let mut config = FetchConfig::new(settings.cache_dir.clone());
+    config.allow_private = settings.allow_private_sources;
+    config.local_base = settings.local_base.clone();
+    let fetcher = Fetcher::new(config).map_err(source_error)?;
 
     // One fetch per distinct URL, the first clip that uses it names it in errors.
     let mut distinct: Vec<&(String, String)> = Vec::new();
