@@ -7,3 +7,14 @@ pub use frame::{Matrix, PixelLayout, Plane, Range, Rotation, VideoFrame};
 pub mod error;
 
 pub use error::MediaError;
+pub mod audio;
+pub mod decode;
+pub mod encode;
+pub mod probe;
+pub mod thumbnail;
+
+pub use audio::AudioReader;
+pub use decode::VideoDecoder;
+pub use encode::{AudioEncoder, EncodeSettings, Mp4Writer, Muxer, VideoEncoder};
+pub use probe::{AudioInfo, MediaInfo, VideoInfo, init, probe};
+pub use thumbnail::write_thumbnail;
