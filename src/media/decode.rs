@@ -31,8 +31,10 @@ use super::error::MediaError;
 use super::frame::{Matrix, PixelLayout, Plane, Range, Rotation, VideoFrame};
 use super::probe;
 
-/// A frame is "displayed at t" when its time is at most half a microsecond after t, so
-/// rounding in time bases never skips a frame.
+/// A frame is "displayed at t" when its time is at most half a microsecond after t, plus
+/// half a tick of its stream's time base: a container with coarse ticks (Matroska's
+/// milliseconds) rounds 1/30 s to 0.033 and 2/30 s to 0.067, and that rounding must not
+/// make a frame late by a whole output frame.
 const PTS_TOLERANCE: f64 = 0.5e-6;
 
 /// Decodes one source's video stream for one clip.
@@ -43,6 +45,8 @@ pub struct VideoDecoder {
     field: String,
     /// Seconds per unit of the stream's timestamps.
     time_base: f64,
+    /// How late a frame's time may be and still count as displayed at `t`.
+    tolerance: f64,
     /// The container's start time in seconds: source time 0.
     start: f64,
     /// The frame rate used to place frames that carry no timestamp.
@@ -100,6 +104,7 @@ impl VideoDecoder {
             stream_index,
             field: field.to_string(),
             time_base,
+            tolerance: PTS_TOLERANCE + time_base.min(0.01) / 2.0,
             start,
             fallback_step,
             rotation,
@@ -122,7 +127,7 @@ impl VideoDecoder {
     pub fn frame_at(&mut self, t: f64) -> Result<&VideoFrame, MediaError> {
         loop {
             if self.has_next {
-                if self.has_current && self.next.pts > t + PTS_TOLERANCE {
+                if self.has_current && self.next.pts > t + self.tolerance {
                     break;
                 }
                 std::mem::swap(&mut self.current, &mut self.next);
