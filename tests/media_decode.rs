@@ -29,7 +29,10 @@ fn mean_luma(frame: &VideoFrame) -> f64 {
     let y = &frame.planes[0];
     let mut sum = 0u64;
     for row in 0..y.height {
-        sum += y.row(row)[..y.width as usize].iter().map(|&v| u64::from(v)).sum::<u64>();
+        sum += y.row(row)[..y.width as usize]
+            .iter()
+            .map(|&v| u64::from(v))
+            .sum::<u64>();
     }
     sum as f64 / f64::from(y.width * y.height)
 }
@@ -44,17 +47,40 @@ fn frame_number(frame: &VideoFrame) -> i64 {
 fn luma_coded(dir: &Path, name: &str, seconds: u32, gop: u32) -> PathBuf {
     let source = format!("color=c=black:s=64x48:r=25:d={seconds},geq=lum='16+N':cb=128:cr=128");
     let gop = gop.to_string();
-    ffmpeg(dir, name, &[
-        "-f", "lavfi", "-i", &source, "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p",
-        "-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0", "-bf", "0",
-    ])
+    ffmpeg(
+        dir,
+        name,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            &source,
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            &gop,
+            "-keyint_min",
+            &gop,
+            "-sc_threshold",
+            "0",
+            "-bf",
+            "0",
+        ],
+    )
 }
 
 /// Writes a 90° clockwise display matrix into the MP4's video track header, as phones do
 /// (the ffmpeg 5.1 CLI has no option for it).
 fn set_display_rotation_90(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
-    let tkhd = bytes.windows(4).position(|w| w == b"tkhd").expect("a track header");
+    let tkhd = bytes
+        .windows(4)
+        .position(|w| w == b"tkhd")
+        .expect("a track header");
     assert_eq!(bytes[tkhd + 4], 0, "version 0 track header");
     // size/type, version/flags, 5 x 32-bit fields, 8 reserved, layer..volume, 2 reserved.
     let matrix = tkhd + 4 + 4 + 20 + 8 + 8;
@@ -68,10 +94,20 @@ fn set_display_rotation_90(path: &Path) {
 #[test]
 fn rotation_90_displays_portrait() {
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(dir.path(), "rot.mp4", &[
-        "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=0.2", "-c:v", "libx264",
-        "-preset", "ultrafast",
-    ]);
+    let path = ffmpeg(
+        dir.path(),
+        "rot.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x180:r=25:d=0.2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ],
+    );
     set_display_rotation_90(&path);
     let info = probe(&path, FIELD).unwrap();
     let video = info.video.unwrap();
@@ -88,10 +124,22 @@ fn rotation_90_displays_portrait() {
 #[test]
 fn sample_aspect_16_15_displays_4_3() {
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(dir.path(), "pal.mp4", &[
-        "-f", "lavfi", "-i", "testsrc2=s=720x576:r=25:d=0.12", "-vf", "setsar=16/15",
-        "-c:v", "libx264", "-preset", "ultrafast",
-    ]);
+    let path = ffmpeg(
+        dir.path(),
+        "pal.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=720x576:r=25:d=0.12",
+            "-vf",
+            "setsar=16/15",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ],
+    );
     let mut decoder = VideoDecoder::open(&path, FIELD, 0.0).unwrap();
     let frame = decoder.frame_at(0.0).unwrap();
     assert_eq!(frame.sample_aspect, (16, 15));
@@ -104,11 +152,24 @@ fn sample_aspect_16_15_displays_4_3() {
 #[test]
 fn odd_size_yuv444p_decodes_in_its_layout() {
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(dir.path(), "odd.mp4", &[
-        "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=25:d=0.08", "-vf", "scale=1279:719",
-        "-pix_fmt", "yuv444p",
-        "-c:v", "libx264", "-preset", "ultrafast",
-    ]);
+    let path = ffmpeg(
+        dir.path(),
+        "odd.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=1280x720:r=25:d=0.08",
+            "-vf",
+            "scale=1279:719",
+            "-pix_fmt",
+            "yuv444p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ],
+    );
     let mut decoder = VideoDecoder::open(&path, FIELD, 0.0).unwrap();
     let frame = decoder.frame_at(0.0).unwrap();
     assert_eq!((frame.width, frame.height), (1279, 719));
@@ -123,17 +184,35 @@ fn odd_size_yuv444p_decodes_in_its_layout() {
 #[test]
 fn ten_bit_source_is_converted_to_8_bit_420_at_the_same_size() {
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(dir.path(), "ten.mkv", &[
-        "-f", "lavfi", "-i", "color=c=gray:s=34x22:r=25:d=0.08", "-vf", "scale=33:21",
-        "-pix_fmt", "yuv420p10le",
-        "-c:v", "ffv1",
-    ]);
+    let path = ffmpeg(
+        dir.path(),
+        "ten.mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:s=34x22:r=25:d=0.08",
+            "-vf",
+            "scale=33:21",
+            "-pix_fmt",
+            "yuv420p10le",
+            "-c:v",
+            "ffv1",
+        ],
+    );
     let mut decoder = VideoDecoder::open(&path, FIELD, 0.0).unwrap();
     let frame = decoder.frame_at(0.0).unwrap();
-    assert_eq!((frame.width, frame.height, frame.layout), (33, 21, PixelLayout::Yuv420p));
+    assert_eq!(
+        (frame.width, frame.height, frame.layout),
+        (33, 21, PixelLayout::Yuv420p)
+    );
     assert_eq!((frame.planes[1].width, frame.planes[1].height), (17, 11));
     // lavfi's gray is RGB 128: luma 126 in limited range.
-    assert!((mean_luma(frame) - 126.0).abs() <= 2.0, "luma {}", mean_luma(frame));
+    assert!(
+        (mean_luma(frame) - 126.0).abs() <= 2.0,
+        "luma {}",
+        mean_luma(frame)
+    );
 }
 
 #[test]
@@ -155,7 +234,11 @@ fn past_the_end_the_last_frame_is_held() {
     let mut decoder = VideoDecoder::open(&path, FIELD, 0.0).unwrap();
     for k in 0..50 {
         let frame = decoder.frame_at(f64::from(k) / 25.0).unwrap();
-        assert_eq!(frame_number(frame), i64::from(k.min(24)), "output frame {k}");
+        assert_eq!(
+            frame_number(frame),
+            i64::from(k.min(24)),
+            "output frame {k}"
+        );
     }
 }
 
@@ -163,17 +246,36 @@ fn past_the_end_the_last_frame_is_held() {
 fn variable_rate_source_gives_constant_rate_frames() {
     let dir = tempfile::tempdir().unwrap();
     // 30 frames at 30 fps, then 15 at 15 fps: luma codes the source frame number.
-    let path = ffmpeg(dir.path(), "vfr.mkv", &[
-        "-f", "lavfi", "-i", "color=c=black:s=64x48:r=30:d=1.5,geq=lum='16+N':cb=128:cr=128",
-        "-vf", "select='lt(n,30)+not(mod(n-30,2))',setpts='if(lt(N,30),N/30,1+(N-30)/15)/TB'",
-        "-fps_mode", "vfr", "-c:v", "libx264", "-qp", "0", "-bf", "0",
-    ]);
+    let path = ffmpeg(
+        dir.path(),
+        "vfr.mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=64x48:r=30:d=1.5,geq=lum='16+N':cb=128:cr=128",
+            "-vf",
+            "select='lt(n,30)+not(mod(n-30,2))',setpts='if(lt(N,30),N/30,1+(N-30)/15)/TB'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "-bf",
+            "0",
+        ],
+    );
     let mut decoder = VideoDecoder::open(&path, FIELD, 0.0).unwrap();
     for i in 0..60i64 {
         let frame = decoder.frame_at(i as f64 / 30.0).unwrap();
         // Source frames kept: 0..30, then every second one (30, 32, ...).
         // (44 is the last, then held).
-        let expected = if i < 30 { i } else { (30 + (i - 30) / 2 * 2).min(44) };
+        let expected = if i < 30 {
+            i
+        } else {
+            (30 + (i - 30) / 2 * 2).min(44)
+        };
         assert_eq!(frame_number(frame), expected, "output frame {i}");
     }
 }
@@ -181,15 +283,27 @@ fn variable_rate_source_gives_constant_rate_frames() {
 #[test]
 fn png_with_alpha_decodes_once_as_rgba_and_is_held() {
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(dir.path(), "logo.png", &[
-        "-f", "lavfi", "-i", "color=c=red@0.5:s=33x17,format=rgba", "-frames:v", "1",
-    ]);
+    let path = ffmpeg(
+        dir.path(),
+        "logo.png",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red@0.5:s=33x17,format=rgba",
+            "-frames:v",
+            "1",
+        ],
+    );
     let info = probe(&path, FIELD).unwrap();
     assert!(info.is_image, "format {}", info.format_name);
     let mut decoder = VideoDecoder::open(&path, FIELD, 0.0).unwrap();
     for t in [0.0, 1.0, 10.0] {
         let frame = decoder.frame_at(t).unwrap();
-        assert_eq!((frame.width, frame.height, frame.layout), (33, 17, PixelLayout::Rgba));
+        assert_eq!(
+            (frame.width, frame.height, frame.layout),
+            (33, 17, PixelLayout::Rgba)
+        );
         let pixel = &frame.planes[0].row(8)[4 * 16..4 * 17];
         assert_eq!(pixel[0], 255);
         assert!((i32::from(pixel[3]) - 128).abs() <= 1, "alpha {}", pixel[3]);
@@ -199,9 +313,11 @@ fn png_with_alpha_decodes_once_as_rgba_and_is_held() {
 #[test]
 fn jpeg_is_full_range() {
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(dir.path(), "still.jpg", &[
-        "-f", "lavfi", "-i", "testsrc2=s=64x48", "-frames:v", "1",
-    ]);
+    let path = ffmpeg(
+        dir.path(),
+        "still.jpg",
+        &["-f", "lavfi", "-i", "testsrc2=s=64x48", "-frames:v", "1"],
+    );
     let mut decoder = VideoDecoder::open(&path, FIELD, 0.0).unwrap();
     let frame = decoder.frame_at(0.0).unwrap();
     assert_eq!(frame.range, Range::Full);
@@ -219,7 +335,10 @@ fn a_file_cut_before_its_index_fails_naming_the_clip() {
     let error = probe(&cut, FIELD).unwrap_err().to_string();
     assert!(error.starts_with(FIELD), "{error}");
     assert!(error.contains("cannot open"), "{error}");
-    let error = VideoDecoder::open(&cut, FIELD, 0.0).err().unwrap().to_string();
+    let error = VideoDecoder::open(&cut, FIELD, 0.0)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(error.starts_with(FIELD), "{error}");
     assert!(start.elapsed().as_secs_f64() < 2.0);
 }
@@ -243,19 +362,35 @@ fn rms(samples: impl Iterator<Item = f32>) -> f64 {
 }
 
 fn sides(all: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    (all.iter().step_by(2).copied().collect(), all.iter().skip(1).step_by(2).copied().collect())
+    (
+        all.iter().step_by(2).copied().collect(),
+        all.iter().skip(1).step_by(2).copied().collect(),
+    )
 }
 
 #[test]
 fn mono_44k1_becomes_48k_stereo_equal_on_both_sides() {
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(dir.path(), "mono.wav", &[
-        "-f", "lavfi", "-i", "sine=f=440:r=44100:d=1", "-c:a", "pcm_f32le",
-    ]);
+    let path = ffmpeg(
+        dir.path(),
+        "mono.wav",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440:r=44100:d=1",
+            "-c:a",
+            "pcm_f32le",
+        ],
+    );
     let mut reader = AudioReader::open(&path, FIELD, 0.0).unwrap().unwrap();
     assert!(reader.is_mono());
     let all = read_all(&mut reader);
-    assert!((all.len() as i64 / 2 - 48_000).abs() <= 2, "{} frames", all.len() / 2);
+    assert!(
+        (all.len() as i64 / 2 - 48_000).abs() <= 2,
+        "{} frames",
+        all.len() / 2
+    );
     let (left, right) = sides(&all);
     assert_eq!(left, right);
     // lavfi's sine has amplitude 1/8: RMS 0.0884, kept at unity gain.
@@ -266,10 +401,18 @@ fn mono_44k1_becomes_48k_stereo_equal_on_both_sides() {
 #[test]
 fn stereo_48k_passes_through() {
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(dir.path(), "stereo.wav", &[
-        "-f", "lavfi", "-i", "aevalsrc=exprs='0.5*sin(2*PI*440*t)|0.25*sin(2*PI*440*t)':s=48000:d=1",
-        "-c:a", "pcm_f32le",
-    ]);
+    let path = ffmpeg(
+        dir.path(),
+        "stereo.wav",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "aevalsrc=exprs='0.5*sin(2*PI*440*t)|0.25*sin(2*PI*440*t)':s=48000:d=1",
+            "-c:a",
+            "pcm_f32le",
+        ],
+    );
     let mut reader = AudioReader::open(&path, FIELD, 0.0).unwrap().unwrap();
     assert!(!reader.is_mono());
     let all = read_all(&mut reader);
@@ -282,11 +425,18 @@ fn stereo_48k_passes_through() {
 #[test]
 fn centre_only_5_1_is_heard_on_both_sides() {
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(dir.path(), "surround.wav", &[
-        "-f", "lavfi", "-i",
-        "aevalsrc=exprs='0|0|0.5*sin(2*PI*440*t)|0|0|0':c=5.1:s=48000:d=1",
-        "-c:a", "pcm_f32le",
-    ]);
+    let path = ffmpeg(
+        dir.path(),
+        "surround.wav",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "aevalsrc=exprs='0|0|0.5*sin(2*PI*440*t)|0|0|0':c=5.1:s=48000:d=1",
+            "-c:a",
+            "pcm_f32le",
+        ],
+    );
     let mut reader = AudioReader::open(&path, FIELD, 0.0).unwrap().unwrap();
     let all = read_all(&mut reader);
     assert_eq!(all.len(), 2 * 48_000);
@@ -303,10 +453,28 @@ fn clip_with_click(dir: &Path, name: &str, audio: f64, click: f64) -> PathBuf {
     let sound = format!(
         "aevalsrc=exprs='if(between(t,{click},{click}+0.01),0.8*sin(2*PI*1000*t),0)':s=48000:d={audio}"
     );
-    ffmpeg(dir, name, &[
-        "-f", "lavfi", "-i", "color=c=black:s=64x48:r=25:d=2", "-f", "lavfi", "-i", &sound,
-        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-ac", "2",
-    ])
+    ffmpeg(
+        dir,
+        name,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=64x48:r=25:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            &sound,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-ac",
+            "2",
+        ],
+    )
 }
 
 fn first_loud(all: &[f32]) -> Option<usize> {
@@ -321,7 +489,11 @@ fn audio_shorter_than_video_ends_exactly_and_starts_accurately() {
     // From the start: the click at 1.0 s, and the audio ends at 1.5 s (AAC padding trimmed).
     let mut reader = AudioReader::open(&path, FIELD, 0.0).unwrap().unwrap();
     let all = read_all(&mut reader);
-    assert!((all.len() as i64 / 2 - 72_000).abs() <= 48, "{} frames", all.len() / 2);
+    assert!(
+        (all.len() as i64 / 2 - 72_000).abs() <= 48,
+        "{} frames",
+        all.len() / 2
+    );
     let click = first_loud(&all).unwrap() as i64;
     assert!((click - 48_000).abs() <= 48, "click at sample {click}");
     let mut block = [0.0f32; 64];
@@ -332,7 +504,11 @@ fn audio_shorter_than_video_ends_exactly_and_starts_accurately() {
     let all = read_all(&mut reader);
     let click = first_loud(&all).unwrap() as i64;
     assert!((click - 33_600).abs() <= 48, "click at sample {click}");
-    assert!((all.len() as i64 / 2 - 57_600).abs() <= 48, "{} frames", all.len() / 2);
+    assert!(
+        (all.len() as i64 / 2 - 57_600).abs() <= 48,
+        "{} frames",
+        all.len() / 2
+    );
 }
 
 #[test]

@@ -70,7 +70,11 @@ impl EncodeSettings {
     }
 
     fn check(&self) -> Result<(), MediaError> {
-        if self.width == 0 || self.height == 0 || self.width % 2 != 0 || self.height % 2 != 0 {
+        if self.width == 0
+            || self.height == 0
+            || !self.width.is_multiple_of(2)
+            || !self.height.is_multiple_of(2)
+        {
             return Err(MediaError::Encode(format!(
                 "output size: must be even and non-zero, got {}x{}",
                 self.width, self.height

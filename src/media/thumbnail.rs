@@ -111,7 +111,7 @@ fn copy_plane_into_bytes(
 
 /// Tells swscale the source's matrix and range, and BT.601 limited for the output.
 fn set_colorspace(context: &mut ffmpeg::software::scaling::Context, matrix: Matrix, range: Range) {
-    let source = match matrix {
+    let source: i32 = match matrix {
         Matrix::Bt709 => ffmpeg::ffi::SWS_CS_ITU709,
         Matrix::Bt601 => ffmpeg::ffi::SWS_CS_ITU601,
     };
@@ -120,9 +120,9 @@ fn set_colorspace(context: &mut ffmpeg::software::scaling::Context, matrix: Matr
     unsafe {
         ffmpeg::ffi::sws_setColorspaceDetails(
             context.as_mut_ptr(),
-            ffmpeg::ffi::sws_getCoefficients(source as i32),
+            ffmpeg::ffi::sws_getCoefficients(source),
             i32::from(range == Range::Full),
-            ffmpeg::ffi::sws_getCoefficients(ffmpeg::ffi::SWS_CS_ITU601 as i32),
+            ffmpeg::ffi::sws_getCoefficients(ffmpeg::ffi::SWS_CS_ITU601),
             0,
             0,
             1 << 16,
