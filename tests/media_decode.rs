@@ -450,9 +450,8 @@ fn centre_only_5_1_is_heard_on_both_sides() {
 
 /// An MP4 with 2 s of video and `audio` seconds of AAC with a click at `click` s.
 fn clip_with_click(dir: &Path, name: &str, audio: f64, click: f64) -> PathBuf {
-    let sound = format!(
-        "aevalsrc=exprs='if(between(t,{click},{click}+0.01),0.8*sin(2*PI*1000*t),0)':s=48000:d={audio}"
-    );
+    let burst = format!("if(between(t,{click},{click}+0.01),0.8*sin(2*PI*1000*t),0)");
+    let sound = format!("aevalsrc=exprs='{burst}':s=48000:d={audio}");
     ffmpeg(
         dir,
         name,

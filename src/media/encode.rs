@@ -519,6 +519,10 @@ pub struct Mp4Writer {
     packets: Receiver<EncodedPacket>,
     settings: EncodeSettings,
     frames: u64,
+    /// Audio written ahead of the video, held until the video reaches it so that the
+    /// file's audio can be cut to the video's length at the end.
+    audio_ahead: Vec<f32>,
+    audio_encoded: u64,
 }
 
 impl Mp4Writer {
@@ -543,21 +547,41 @@ impl Mp4Writer {
             packets,
             settings: settings.clone(),
             frames: 0,
+            audio_ahead: Vec::new(),
+            audio_encoded: 0,
         })
     }
 
     pub fn write_video(&mut self, frame: &VideoFrame) -> Result<(), MediaError> {
         self.video.encode(frame)?;
         self.frames += 1;
+        self.encode_audio_up_to_video()?;
         self.pump()
     }
 
-    /// Interleaved stereo samples; ignored when the writer has no audio stream.
+    /// Interleaved stereo samples; ignored when the writer has no audio stream. Samples
+    /// beyond the video written so far wait (in memory) for it.
     pub fn write_audio(&mut self, samples: &[f32]) -> Result<(), MediaError> {
-        if let Some(audio) = self.audio.as_mut() {
-            audio.encode(samples)?;
+        if self.audio.is_some() {
+            self.audio_ahead.extend_from_slice(samples);
+            self.encode_audio_up_to_video()?;
         }
         self.pump()
+    }
+
+    fn encode_audio_up_to_video(&mut self) -> Result<(), MediaError> {
+        let Some(audio) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        let due = self.settings.samples_for_frames(self.frames);
+        let wanted = due.saturating_sub(self.audio_encoded);
+        let n = (wanted as usize).min(self.audio_ahead.len() / 2);
+        if n > 0 {
+            audio.encode(&self.audio_ahead[..2 * n])?;
+            self.audio_ahead.drain(..2 * n);
+            self.audio_encoded += n as u64;
+        }
+        Ok(())
     }
 
     /// Ends both streams (the audio cut or padded to the video's length) and finishes the
@@ -566,6 +590,7 @@ impl Mp4Writer {
         self.video.finish()?;
         if let Some(audio) = self.audio.as_mut() {
             audio.set_length(self.settings.samples_for_frames(self.frames));
+            audio.encode(&self.audio_ahead)?;
             audio.finish()?;
         }
         self.pump()?;
