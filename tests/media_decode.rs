@@ -517,3 +517,74 @@ fn a_file_without_audio_has_no_reader() {
     assert!(AudioReader::open(&path, FIELD, 0.0).unwrap().is_none());
     assert!(probe(&path, FIELD).unwrap().audio.is_none());
 }
+
+#[test]
+fn ten_clips_with_short_audio_in_a_row_do_not_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = clip_with_click(dir.path(), "clip.mp4", 1.5, 1.0);
+    // Each 2 s clip contributes its audio, then silence up to the clip's end, as the
+    // mixer lays them out.
+    let clip_frames = 96_000;
+    let mut timeline = Vec::with_capacity(10 * 2 * clip_frames);
+    for _ in 0..10 {
+        let mut reader = AudioReader::open(&path, FIELD, 0.0).unwrap().unwrap();
+        let mut clip = vec![0.0f32; 2 * clip_frames];
+        let read = reader.read(&mut clip).unwrap();
+        assert!(read < clip_frames, "the audio ends before the clip");
+        timeline.extend_from_slice(&clip);
+    }
+    let last_clip = &timeline[2 * 9 * clip_frames..];
+    let click = 9 * clip_frames as i64 + first_loud(last_clip).unwrap() as i64;
+    let expected = 9 * clip_frames as i64 + 48_000;
+    assert!(
+        (click - expected).abs() <= 48,
+        "click at {click}, expected {expected}"
+    );
+}
+
+#[test]
+fn still_webp_decodes_and_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ffmpeg(
+        dir.path(),
+        "still.webp",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=white:s=40x30",
+            "-frames:v",
+            "1",
+            "-c:v",
+            "libwebp",
+        ],
+    );
+    assert!(probe(&path, FIELD).unwrap().is_image);
+    let mut decoder = VideoDecoder::open(&path, FIELD, 2.0).unwrap();
+    for t in [0.0, 3.0] {
+        let frame = decoder.frame_at(t).unwrap();
+        assert_eq!((frame.width, frame.height), (40, 30));
+        assert!(mean_luma(frame) > 230.0);
+    }
+}
+
+#[test]
+fn decoders_move_between_threads() {
+    fn is_send<T: Send>() {}
+    is_send::<VideoDecoder>();
+    is_send::<AudioReader>();
+}
+
+#[test]
+fn a_missing_or_non_media_file_fails_naming_the_clip() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("page.html");
+    std::fs::write(&page, "<html><body>not a video</body></html>").unwrap();
+    for path in [page, dir.path().join("absent.mp4")] {
+        let error = probe(&path, FIELD).unwrap_err().to_string();
+        assert!(
+            error.starts_with(FIELD) && error.contains("cannot open"),
+            "{error}"
+        );
+    }
+}

@@ -71,6 +71,11 @@ struct Converter {
     layout: PixelLayout,
 }
 
+// SAFETY: the SwsContext is owned by this converter alone and only used through `&mut`;
+// swscale contexts hold no thread-local state, so moving one to another thread is sound.
+// (ffmpeg-next marks its other contexts Send for the same reason but not this one.)
+unsafe impl Send for Converter {}
+
 impl VideoDecoder {
     /// Opens the best video stream of `path` and positions it so that the first frame
     /// returned is the one displayed at `trim_start` seconds (ignored for stills).
