@@ -211,6 +211,15 @@ fn odd_or_wrong_frames_are_refused() {
         .unwrap()
         .to_string();
     assert!(error.contains("65x48"), "{error}");
+    let warp = EncodeSettings {
+        preset: "warp".into(),
+        ..EncodeSettings::new(64, 48, Fps { num: 25, den: 1 })
+    };
+    let error = VideoEncoder::new(&warp, sender.clone())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("\"warp\""), "{error}");
     let settings = EncodeSettings::new(64, 48, Fps { num: 25, den: 1 });
     let mut encoder = VideoEncoder::new(&settings, sender).unwrap();
     let error = encoder
