@@ -18,7 +18,9 @@
 //!
 //! Each decoded picture is copied once, plane by plane, into one of two reused
 //! [`VideoFrame`]s (the current one and the one after it), because FFmpeg reuses its own
-//! buffers; in steady state nothing is allocated per frame by this module.
+//! buffers; in steady state nothing is allocated per frame by this module. FFmpeg itself
+//! allocates each compressed packet it reads (one small allocation per packet, which its
+//! API does not let a caller avoid).
 
 use std::path::Path;
 

@@ -13,6 +13,10 @@
 //! [`AudioEncoder::set_length`] is given it, so the two end together (within the last AAC
 //! frame's 1024 samples, 21 ms).
 //!
+//! Frames and samples are copied into one reused FFmpeg frame per encoder; each
+//! compressed packet is a fresh FFmpeg allocation that travels to the muxer (one per video
+//! frame and one per 1024 audio samples).
+//!
 //! Defaults: preset `veryfast` (about 95 fps at 720p on one of our 2-core machines) and
 //! CRF 23 (libx264's own default: visually clean at a modest size).
 

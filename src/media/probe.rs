@@ -4,6 +4,17 @@
 //!
 //! A truncated MP4 whose index (`moov`) is missing fails at once: FFmpeg refuses to open
 //! it, and its reason is passed on.
+//!
+//! What the media module accepts: any container and codec this FFmpeg build demuxes and
+//! decodes (MP4/MOV, Matroska/WebM, AVI, MPEG-TS, WAV, MP3, ...); video in any pixel
+//! format (yuv420p/422p/444p, their `yuvj` full-range forms, NV12 and RGBA go to the GPU as
+//! they are, anything else is converted once, see [`super::decode`]), any size including
+//! odd ones, any frame rate including variable; display-matrix rotations of 90/180/270
+//! degrees; non-square pixels; stills (PNG with alpha, JPEG, still WebP); audio of any rate
+//! and channel layout. What it refuses, naming the clip and FFmpeg's reason: a file FFmpeg
+//! cannot open (not media, an HTML page, a truncated MP4 without its index), a file with
+//! neither video nor audio, a video stream with no decodable frame. Animated WebP is not
+//! decoded by FFmpeg 5.1.
 
 use std::path::Path;
 use std::sync::Once;
