@@ -8,3 +8,14 @@ pub mod error;
 pub mod fetch;
 
 pub use error::MediaError;
+pub mod audio;
+pub mod decode;
+pub mod encode;
+pub mod probe;
+pub mod thumbnail;
+
+pub use audio::AudioReader;
+pub use decode::VideoDecoder;
+pub use encode::{AudioEncoder, EncodeSettings, Mp4Writer, Muxer, VideoEncoder};
+pub use probe::{AudioInfo, MediaInfo, VideoInfo, init, probe};
+pub use thumbnail::write_thumbnail;
