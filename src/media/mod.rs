@@ -8,6 +8,7 @@ pub mod error;
 pub mod fetch;
 
 pub use error::MediaError;
+pub use fetch::{FetchConfig, Fetcher};
 pub mod audio;
 pub mod decode;
 pub mod encode;

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use crate::audio::Mixer;
 use crate::gpu::{Compositor, GpuContext, LayerInput};
+use crate::media::encode::{EncodedPacket, StreamKind, packet_channel};
 use crate::media::{
-    AudioEncoder, EncodeSettings, Muxer, Packet, VideoDecoder, VideoEncoder, VideoFrame,
-    write_thumbnail,
+    AudioEncoder, EncodeSettings, Muxer, VideoDecoder, VideoEncoder, VideoFrame, write_thumbnail,
 };
 use crate::project::{Timeline, TimelineClip};
 
@@ -47,11 +47,6 @@ enum EncodeFrame {
     Passthrough(Arc<VideoFrame>),
 }
 
-enum MuxItem {
-    Video(Packet),
-    Audio(Packet),
-}
-
 /// What every stage shares.
 struct Shared<'a> {
     timeline: &'a Timeline,
@@ -59,6 +54,8 @@ struct Shared<'a> {
     cancel: &'a CancelToken,
     /// Set by the first stage that fails, so the others stop.
     abort: CancelToken,
+    /// Whether a stage has failed for a reason of its own.
+    failed: std::sync::atomic::AtomicBool,
     /// Output frames handed to the video encoder, for pacing the audio.
     frames_encoded: AtomicU64,
 }
@@ -71,12 +68,17 @@ impl Shared<'_> {
         Ok(())
     }
 
-    /// Runs a stage; a failure stops every other stage.
+    /// A stage's result: its failure stops every other stage, and only the first failure
+    /// keeps its reason (the others failed because of it).
     fn guard<T>(&self, result: Result<T, RenderError>) -> Result<T, RenderError> {
-        if result.is_err() {
-            self.abort.cancel();
+        match result {
+            Err(e) if !matches!(e, RenderError::Cancelled) => {
+                let first = !self.failed.swap(true, Ordering::SeqCst);
+                self.abort.cancel();
+                Err(if first { e } else { RenderError::Cancelled })
+            }
+            other => other,
         }
-        result
     }
 }
 
@@ -102,6 +104,7 @@ pub fn run(
         sources,
         cancel,
         abort: CancelToken::default(),
+        failed: std::sync::atomic::AtomicBool::new(false),
         frames_encoded: AtomicU64::new(0),
     };
     let encode = EncodeSettings {
@@ -111,32 +114,38 @@ pub fn run(
         preset: settings.preset.clone(),
         crf: settings.crf,
     };
-    let video_encoder = VideoEncoder::new(&encode).map_err(source_error)?;
-    let audio_encoder = AudioEncoder::new().map_err(source_error)?;
-    let mut muxer = Muxer::create(output, &video_encoder, &audio_encoder).map_err(source_error)?;
+    let (packets_tx, packets) = packet_channel(64);
+    let video_encoder = VideoEncoder::new(&encode, packets_tx.clone()).map_err(source_error)?;
+    let mut audio_encoder = AudioEncoder::new(packets_tx).map_err(source_error)?;
+    audio_encoder.set_length(encode.samples_for_frames(timeline.frame_count));
+    let mut muxer =
+        Muxer::create(output, &video_encoder, Some(&audio_encoder)).map_err(source_error)?;
     reporter.stage(Stage::Rendering);
 
     let (frame_tx, frame_rx) = sync_channel(ENCODE_AHEAD);
     let (recycle_tx, recycle_rx) = sync_channel(ENCODE_AHEAD + 2);
-    let (mux_tx, mux_rx) = sync_channel(64);
     let shared = &shared;
 
     let (thumb, video, audio, muxed) = thread::scope(|scope| {
-        let compositor = scope.spawn(move || {
-            shared.guard(composite_stage(shared, frame_tx, recycle_rx))
-        });
-        let mux_video = mux_tx.clone();
+        let compositor =
+            scope.spawn(move || shared.guard(composite_stage(shared, frame_tx, recycle_rx)));
         let video = scope.spawn(move || {
-            shared.guard(video_encode_stage(shared, video_encoder, frame_rx, recycle_tx, mux_video))
+            shared.guard(video_encode_stage(shared, video_encoder, frame_rx, recycle_tx))
         });
-        let audio = scope.spawn(move || shared.guard(audio_stage(shared, audio_encoder, mux_tx)));
-        let muxed = shared.guard(mux_stage(shared, &mut muxer, mux_rx, reporter));
+        let audio = scope.spawn(move || shared.guard(audio_stage(shared, audio_encoder)));
+        let muxed = shared.guard(mux_stage(shared, &mut muxer, packets, reporter));
         (join(compositor), join(video), join(audio), muxed)
     });
 
-    let thumb = first_error([video, audio, muxed], thumb)?;
+    let thumb = first_error([muxed, video, audio], thumb)?;
     reporter.stage(Stage::Finishing);
-    muxer.finish().map_err(source_error)?;
+    let muxed = muxer.finish().map_err(source_error)?;
+    if muxed != timeline.frame_count {
+        return Err(RenderError::Internal(format!(
+            "muxed {muxed} frames, expected {}",
+            timeline.frame_count
+        )));
+    }
     if let Some(frame) = thumb {
         write_thumbnail(&frame, thumbnail).map_err(source_error)?;
     }
@@ -154,17 +163,17 @@ fn join<T>(handle: thread::ScopedJoinHandle<'_, Result<T, RenderError>>) -> Resu
     handle.join().unwrap_or_else(|_| Err(RenderError::Internal("a render stage panicked".into())))
 }
 
-/// The error that caused the others: a stage that failed for its own reason wins over the
-/// stages that merely stopped because of it.
+/// The error that caused the others: `guard` leaves its own reason only on the first
+/// stage that failed, so any error that is not `Cancelled` is the one.
 fn first_error<T>(
     others: [Result<(), RenderError>; 3],
     main: Result<T, RenderError>,
 ) -> Result<T, RenderError> {
-    let mut cancelled = None;
-    let main = match main {
+    let mut cancelled = false;
+    let value = match main {
         Ok(value) => Some(value),
         Err(RenderError::Cancelled) => {
-            cancelled = Some(RenderError::Cancelled);
+            cancelled = true;
             None
         }
         Err(e) => return Err(e),
@@ -172,13 +181,13 @@ fn first_error<T>(
     for result in others {
         match result {
             Ok(()) => {}
-            Err(RenderError::Cancelled) => cancelled = Some(RenderError::Cancelled),
+            Err(RenderError::Cancelled) => cancelled = true,
             Err(e) => return Err(e),
         }
     }
-    match (main, cancelled) {
-        (Some(value), None) => Ok(value),
-        (_, Some(e)) | (None, e @ None) => Err(e.unwrap_or(RenderError::Cancelled)),
+    match value {
+        Some(value) if !cancelled => Ok(value),
+        _ => Err(RenderError::Cancelled),
     }
 }
 
@@ -380,46 +389,37 @@ fn video_encode_stage(
     mut encoder: VideoEncoder,
     frames: Receiver<EncodeFrame>,
     recycle: SyncSender<VideoFrame>,
-    mux: SyncSender<MuxItem>,
 ) -> Result<(), RenderError> {
-    let mut packets = Vec::new();
     for item in frames {
         shared.check()?;
         let frame = match &item {
             EncodeFrame::Composited(f) => f,
             EncodeFrame::Passthrough(f) => f.as_ref(),
         };
-        encoder.encode(frame, &mut packets).map_err(source_error)?;
+        encoder.encode(frame).map_err(source_error)?;
         shared.frames_encoded.fetch_add(1, Ordering::Relaxed);
-        for packet in packets.drain(..) {
-            mux.send(MuxItem::Video(packet)).map_err(|_| RenderError::Cancelled)?;
-        }
         if let EncodeFrame::Composited(f) = item {
             // The compositor may have finished; then the frame is simply dropped.
             let _ = recycle.try_send(f);
         }
     }
     shared.check()?;
-    if shared.frames_encoded.load(Ordering::Relaxed) != shared.timeline.frame_count {
-        return Err(RenderError::Cancelled);
-    }
-    encoder.finish(&mut packets).map_err(source_error)?;
-    for packet in packets.drain(..) {
-        mux.send(MuxItem::Video(packet)).map_err(|_| RenderError::Cancelled)?;
+    let frames = encoder.finish().map_err(source_error)?;
+    if frames != shared.timeline.frame_count {
+        return Err(RenderError::Internal(format!(
+            "the encoder wrote {frames} frames, expected {}",
+            shared.timeline.frame_count
+        )));
     }
     Ok(())
 }
 
-fn audio_stage(
-    shared: &Shared,
-    mut encoder: AudioEncoder,
-    mux: SyncSender<MuxItem>,
-) -> Result<(), RenderError> {
+fn audio_stage(shared: &Shared, mut encoder: AudioEncoder) -> Result<(), RenderError> {
     let timeline = shared.timeline;
     let mut mixer = Mixer::new(timeline);
     let mut open = |clip: Option<usize>| shared.sources.open_audio(timeline, clip);
+    // One block, reused for the whole render.
     let mut block = vec![0f32; AUDIO_BLOCK * 2];
-    let mut packets = Vec::new();
     let mut written = 0u64;
     loop {
         shared.check()?;
@@ -428,17 +428,10 @@ fn audio_stage(
         if frames == 0 {
             break;
         }
-        encoder.encode(&block[..frames * 2], &mut packets).map_err(source_error)?;
+        encoder.encode(&block[..frames * 2]).map_err(source_error)?;
         written += frames as u64;
-        for packet in packets.drain(..) {
-            mux.send(MuxItem::Audio(packet)).map_err(|_| RenderError::Cancelled)?;
-        }
     }
-    encoder.finish(&mut packets).map_err(source_error)?;
-    for packet in packets.drain(..) {
-        mux.send(MuxItem::Audio(packet)).map_err(|_| RenderError::Cancelled)?;
-    }
-    Ok(())
+    encoder.finish().map_err(source_error)
 }
 
 /// Keeps the audio at most a second ahead of the video, so the muxer interleaves them
@@ -460,19 +453,15 @@ fn wait_for_video(shared: &Shared, audio_frames: u64) -> Result<(), RenderError>
 fn mux_stage(
     shared: &Shared,
     muxer: &mut Muxer,
-    items: Receiver<MuxItem>,
+    packets: Receiver<EncodedPacket>,
     reporter: &Reporter,
 ) -> Result<(), RenderError> {
-    let mut video_packets = 0u64;
-    for item in items {
+    for packet in packets {
         shared.check()?;
-        match item {
-            MuxItem::Video(packet) => {
-                muxer.write_video(packet).map_err(source_error)?;
-                video_packets += 1;
-                reporter.frames(video_packets);
-            }
-            MuxItem::Audio(packet) => muxer.write_audio(packet).map_err(source_error)?,
+        let video = packet.kind == StreamKind::Video;
+        muxer.write(packet).map_err(source_error)?;
+        if video {
+            reporter.frames(muxer.video_packets());
         }
     }
     shared.check()
