@@ -23,7 +23,7 @@ struct Layer {
     luma_taps_y: u32,
     chroma_taps_x: u32,
     chroma_taps_y: u32,
-    active: u32,
+    enabled: u32,
     pad: u32,
 }
 
@@ -171,10 +171,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     for (var i = 0u; i < 4u; i++) {
         cs[i] = bg.yz * bg.w;
     }
-    if frame.layers[0].active != 0u {
+    if frame.layers[0].enabled != 0u {
         add_layer(frame.layers[0], a_plane0, a_plane1, a_plane2, origin, &ys, &cs);
     }
-    if frame.layers[1].active != 0u {
+    if frame.layers[1].enabled != 0u {
         add_layer(frame.layers[1], b_plane0, b_plane1, b_plane2, origin, &ys, &cs);
     }
 

@@ -38,7 +38,7 @@ pub struct LayerUniform {
     pub luma_taps_y: u32,
     pub chroma_taps_x: u32,
     pub chroma_taps_y: u32,
-    pub active: u32,
+    pub enabled: u32,
     pub pad: u32,
 }
 
@@ -628,7 +628,7 @@ fn layer_uniform(layer: &LayerInput, width: u32, height: u32) -> LayerUniform {
         luma_taps_y: taps(ly),
         chroma_taps_x: taps(2.0 * cx),
         chroma_taps_y: taps(2.0 * cy),
-        active: 1,
+        enabled: 1,
         pad: 0,
     }
 }
