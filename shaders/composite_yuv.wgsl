@@ -24,7 +24,9 @@ struct Layer {
     chroma_taps_x: u32,
     chroma_taps_y: u32,
     enabled: u32,
-    pad: u32,
+    // 1: the stored picture sits 1:1 on the output at the even pixel offset `origin`, with
+    // 4:2:0 chroma, so plain texel loads replace filtered samples.
+    exact: u32,
 }
 
 // Rust twin: `gpu::compositor::FrameUniform`.
@@ -70,6 +72,13 @@ fn stored_uv(layer: Layer, pos: vec2<f32>) -> vec2<f32> {
 // The block's Cb, Cr sampled at its centre with enough taps not to alias when shrinking.
 fn block_chroma(layer: Layer, p1: texture_2d<f32>, p2: texture_2d<f32>, centre: vec2<f32>)
     -> vec2<f32> {
+    if layer.exact != 0u {
+        let t = max((vec2<i32>(centre) - vec2<i32>(layer.origin)) / 2, vec2<i32>(0));
+        if layer.kind == KIND_NV12 {
+            return textureLoad(p1, t, 0).rg;
+        }
+        return vec2<f32>(textureLoad(p1, t, 0).r, textureLoad(p2, t, 0).r);
+    }
     var sum = vec2<f32>(0.0);
     for (var j = 0u; j < layer.chroma_taps_y; j++) {
         for (var i = 0u; i < layer.chroma_taps_x; i++) {
@@ -110,11 +119,20 @@ fn pixel_sample(layer: Layer, p0: texture_2d<f32>, centre: vec2<f32>) -> vec4<f3
 // One pixel of one layer over the background, as output Y'CbCr.
 fn pixel_value(layer: Layer, p0: texture_2d<f32>, centre: vec2<f32>, chroma: vec2<f32>)
     -> vec3<f32> {
-    let uv = stored_uv(layer, centre);
-    if any(uv < vec2<f32>(0.0)) || any(uv > vec2<f32>(1.0)) {
-        return frame.background.xyz;
+    var s: vec4<f32>;
+    if layer.exact != 0u {
+        let t = vec2<i32>(centre) - vec2<i32>(layer.origin);
+        if any(t < vec2<i32>(0)) || any(t >= vec2<i32>(textureDimensions(p0))) {
+            return frame.background.xyz;
+        }
+        s = vec4<f32>(textureLoad(p0, t, 0).r, 0.0, 0.0, 1.0);
+    } else {
+        let uv = stored_uv(layer, centre);
+        if any(uv < vec2<f32>(0.0)) || any(uv > vec2<f32>(1.0)) {
+            return frame.background.xyz;
+        }
+        s = pixel_sample(layer, p0, centre);
     }
-    var s = pixel_sample(layer, p0, centre);
     if layer.kind != KIND_RGBA {
         s = vec4<f32>(s.x, chroma, 1.0);
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::colour::{Affine, apply, rgb_to_output, source_to_output};
-use super::fit::placement;
+use super::fit::{Placement, placement};
 use super::{GpuContext, GpuError};
 use crate::media::frame::{Matrix, PixelLayout, Plane, Range, Rotation, VideoFrame};
 use crate::project::Fit;
@@ -39,7 +39,7 @@ pub struct LayerUniform {
     pub chroma_taps_x: u32,
     pub chroma_taps_y: u32,
     pub enabled: u32,
-    pub pad: u32,
+    pub exact: u32,
 }
 
 /// Rust twin of `Frame` in `shaders/composite_yuv.wgsl`.
@@ -154,8 +154,8 @@ impl Compositor {
         let max = ctx.max_side();
         if width < 2
             || height < 2
-            || width % 2 != 0
-            || height % 2 != 0
+            || !width.is_multiple_of(2)
+            || !height.is_multiple_of(2)
             || width > max
             || height > max
         {
@@ -629,7 +629,30 @@ fn layer_uniform(layer: &LayerInput, width: u32, height: u32) -> LayerUniform {
         chroma_taps_x: taps(2.0 * cx),
         chroma_taps_y: taps(2.0 * cy),
         enabled: 1,
-        pad: 0,
+        exact: 0,
+    }
+    .with_exact_path(f, &p)
+}
+
+impl LayerUniform {
+    /// Switches to texel loads when the picture sits 1:1 at an even whole-pixel offset with
+    /// 4:2:0 chroma: the filtered samples would return the texels exactly, at several times
+    /// the cost on a software driver.
+    fn with_exact_path(mut self, f: &VideoFrame, p: &Placement) -> LayerUniform {
+        let whole = |v: f64| (v - v.round()).abs() < 1e-9 && (v.round() as i64) % 2 == 0;
+        let one_to_one = f.rotation == Rotation::None
+            && matches!(f.layout, PixelLayout::Yuv420p | PixelLayout::Nv12)
+            && f.width.is_multiple_of(2)
+            && f.height.is_multiple_of(2)
+            && p.rect[2] == f64::from(f.width)
+            && p.rect[3] == f64::from(f.height)
+            && whole(p.rect[0])
+            && whole(p.rect[1]);
+        if one_to_one {
+            self.exact = 1;
+            self.origin = [p.rect[0] as f32, p.rect[1] as f32];
+        }
+        self
     }
 }
 
