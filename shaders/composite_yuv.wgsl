@@ -141,31 +141,48 @@ fn pixel_value(layer: Layer, p0: texture_2d<f32>, centre: vec2<f32>, chroma: vec
     return v + offset * s.a + frame.background.xyz * (1.0 - s.a);
 }
 
-fn add_layer(
+// A 2x2 block's four Y' (top left, top right, bottom left, bottom right) and its Cb, Cr.
+// Plain values, no arrays: a software driver keeps them in registers.
+struct Block {
+    y: vec4<f32>,
+    c: vec2<f32>,
+}
+
+fn layer_block(
     layer: Layer,
     p0: texture_2d<f32>,
     p1: texture_2d<f32>,
     p2: texture_2d<f32>,
-    origin: vec2<u32>,
-    ys: ptr<function, array<f32, 16>>,
-    cs: ptr<function, array<vec2<f32>, 4>>,
-) {
-    for (var b = 0u; b < 4u; b++) {
-        let centre = vec2<f32>(f32(origin.x + b * 2u + 1u), f32(origin.y + 1u));
-        var chroma = vec2<f32>(0.5);
-        if layer.kind != KIND_RGBA {
-            chroma = block_chroma(layer, p1, p2, centre);
-        }
-        var c = vec2<f32>(0.0);
-        for (var q = 0u; q < 4u; q++) {
-            let offset = vec2<f32>(f32(q & 1u) - 0.5, f32(q >> 1u) - 0.5);
-            let v = pixel_value(layer, p0, centre + offset, chroma);
-            let idx = (q >> 1u) * BLOCK_W + b * 2u + (q & 1u);
-            (*ys)[idx] += layer.weight * v.x;
-            c += v.yz;
-        }
-        (*cs)[b] += layer.weight * c * 0.25;
+    centre: vec2<f32>,
+) -> Block {
+    var chroma = vec2<f32>(0.5);
+    if layer.kind != KIND_RGBA {
+        chroma = block_chroma(layer, p1, p2, centre);
     }
+    let v0 = pixel_value(layer, p0, centre + vec2<f32>(-0.5, -0.5), chroma);
+    let v1 = pixel_value(layer, p0, centre + vec2<f32>(0.5, -0.5), chroma);
+    let v2 = pixel_value(layer, p0, centre + vec2<f32>(-0.5, 0.5), chroma);
+    let v3 = pixel_value(layer, p0, centre + vec2<f32>(0.5, 0.5), chroma);
+    return Block(vec4<f32>(v0.x, v1.x, v2.x, v3.x), (v0.yz + v1.yz + v2.yz + v3.yz) * 0.25);
+}
+
+// The block with every layer weighted in; what the weights leave is background.
+fn composite_block(centre: vec2<f32>) -> Block {
+    let bg = frame.background;
+    var acc = Block(vec4<f32>(bg.x * bg.w), bg.yz * bg.w);
+    let a = frame.layers[0];
+    if a.enabled != 0u {
+        let v = layer_block(a, a_plane0, a_plane1, a_plane2, centre);
+        acc.y += a.weight * v.y;
+        acc.c += a.weight * v.c;
+    }
+    let b = frame.layers[1];
+    if b.enabled != 0u {
+        let v = layer_block(b, b_plane0, b_plane1, b_plane2, centre);
+        acc.y += b.weight * v.y;
+        acc.c += b.weight * v.c;
+    }
+    return acc;
 }
 
 fn pack_word(a: f32, b: f32, c: f32, d: f32) -> u32 {
@@ -178,32 +195,20 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if origin.x >= frame.width || origin.y >= frame.height {
         return;
     }
-
-    // What the layers do not cover (their weights sum below 1) is background.
-    let bg = frame.background;
-    var ys: array<f32, 16>;
-    var cs: array<vec2<f32>, 4>;
-    for (var i = 0u; i < 16u; i++) {
-        ys[i] = bg.x * bg.w;
-    }
-    for (var i = 0u; i < 4u; i++) {
-        cs[i] = bg.yz * bg.w;
-    }
-    if frame.layers[0].enabled != 0u {
-        add_layer(frame.layers[0], a_plane0, a_plane1, a_plane2, origin, &ys, &cs);
-    }
-    if frame.layers[1].enabled != 0u {
-        add_layer(frame.layers[1], b_plane0, b_plane1, b_plane2, origin, &ys, &cs);
-    }
+    let o = vec2<f32>(origin) + vec2<f32>(1.0);
+    let b0 = composite_block(o);
+    let b1 = composite_block(o + vec2<f32>(2.0, 0.0));
+    let b2 = composite_block(o + vec2<f32>(4.0, 0.0));
+    let b3 = composite_block(o + vec2<f32>(6.0, 0.0));
 
     // Two rows of two Y words, then one U word and one V word.
-    for (var r = 0u; r < BLOCK_H; r++) {
-        let base = (origin.y + r) * frame.y_stride_words + origin.x / 4u;
-        let k = r * BLOCK_W;
-        planes[base] = pack_word(ys[k], ys[k + 1u], ys[k + 2u], ys[k + 3u]);
-        planes[base + 1u] = pack_word(ys[k + 4u], ys[k + 5u], ys[k + 6u], ys[k + 7u]);
-    }
+    let top = origin.y * frame.y_stride_words + origin.x / 4u;
+    let bottom = top + frame.y_stride_words;
+    planes[top] = pack_word(b0.y.x, b0.y.y, b1.y.x, b1.y.y);
+    planes[top + 1u] = pack_word(b2.y.x, b2.y.y, b3.y.x, b3.y.y);
+    planes[bottom] = pack_word(b0.y.z, b0.y.w, b1.y.z, b1.y.w);
+    planes[bottom + 1u] = pack_word(b2.y.z, b2.y.w, b3.y.z, b3.y.w);
     let c_index = (origin.y / 2u) * frame.c_stride_words + origin.x / 8u;
-    planes[frame.u_offset_words + c_index] = pack_word(cs[0].x, cs[1].x, cs[2].x, cs[3].x);
-    planes[frame.v_offset_words + c_index] = pack_word(cs[0].y, cs[1].y, cs[2].y, cs[3].y);
+    planes[frame.u_offset_words + c_index] = pack_word(b0.c.x, b1.c.x, b2.c.x, b3.c.x);
+    planes[frame.v_offset_words + c_index] = pack_word(b0.c.y, b1.c.y, b2.c.y, b3.c.y);
 }
