@@ -37,7 +37,10 @@ fn lavfi_frame(dir: &Path, source: &str, w: u32, h: u32, pix_fmt: &str) -> Video
     let out = dir.join(format!("{pix_fmt}-{w}x{h}.raw"));
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("{source}{}s={w}x{h}", if source.contains('=') { ":" } else { "=" }))
+        .arg(format!(
+            "{source}{}s={w}x{h}",
+            if source.contains('=') { ":" } else { "=" }
+        ))
         .args(["-frames:v", "1", "-pix_fmt", pix_fmt, "-f", "rawvideo"])
         .arg(&out)
         .status()
@@ -322,10 +325,24 @@ fn nv12_and_yuv444p_inputs_match_their_reference() {
     let nv12 = lavfi_frame(dir.path(), "testsrc2", 64, 48, "nv12");
     let yuv444 = lavfi_frame(dir.path(), "testsrc2", 64, 48, "yuv444p");
     let run = |f: &VideoFrame| {
-        composite(&ctx, 64, 48, [0, 0, 0], &[
-            LayerInput { frame: f, weight: 1.0, fit: Fit::Fill },
-            LayerInput { frame: f, weight: 0.0, fit: Fit::Fill },
-        ])
+        composite(
+            &ctx,
+            64,
+            48,
+            [0, 0, 0],
+            &[
+                LayerInput {
+                    frame: f,
+                    weight: 1.0,
+                    fit: Fit::Fill,
+                },
+                LayerInput {
+                    frame: f,
+                    weight: 0.0,
+                    fit: Fit::Fill,
+                },
+            ],
+        )
     };
 
     // NV12 holds the same samples as yuv420p, interleaved: the same output exactly.
@@ -333,7 +350,11 @@ fn nv12_and_yuv444p_inputs_match_their_reference() {
 
     // 4:4:4: Y' as it is, chroma the mean of each 2x2 block.
     let out = run(&yuv444);
-    let y_ref: Vec<f64> = yuv444.planes[0].data.iter().map(|&v| f64::from(v)).collect();
+    let y_ref: Vec<f64> = yuv444.planes[0]
+        .data
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
     let block_mean = |p: &Plane| {
         let mut v = Vec::new();
         for by in 0..24u32 {
@@ -347,10 +368,17 @@ fn nv12_and_yuv444p_inputs_match_their_reference() {
         }
         v
     };
-    let refs = [y_ref, block_mean(&yuv444.planes[1]), block_mean(&yuv444.planes[2])];
+    let refs = [
+        y_ref,
+        block_mean(&yuv444.planes[1]),
+        block_mean(&yuv444.planes[2]),
+    ];
     for (i, (plane, r)) in out.planes.iter().zip(&refs).enumerate() {
         let (max, mean) = compare(plane, r);
-        assert!(max <= 1.0 && mean <= 0.5, "yuv444p plane {i}: mean {mean} max {max}");
+        assert!(
+            max <= 1.0 && mean <= 0.5,
+            "yuv444p plane {i}: mean {mean} max {max}"
+        );
     }
 }
 
