@@ -456,10 +456,15 @@ fn a_mute_switch_and_the_output_end_do_not_click() {
     let t = two_clips("", r#", "audioMute": true"#, "");
     let out = mix(&t, |_| sine(0.5, 1.0));
     let step = |a: usize, b: usize| {
-        (a..b).map(|i| (out[2 * i + 2] - out[2 * i]).abs()).fold(0.0f32, f32::max)
+        (a..b)
+            .map(|i| (out[2 * i + 2] - out[2 * i]).abs())
+            .fold(0.0f32, f32::max)
     };
     let steady = step(20_000, 30_000);
-    assert!(step(47_000, 49_000) <= steady, "click where the sound is muted");
+    assert!(
+        step(47_000, 49_000) <= steady,
+        "click where the sound is muted"
+    );
     // A single clip ends with the output: its last sample is on the way to silence.
     let single = mix(&one_clip("", 1.0), |_| sine(0.5, 1.0));
     let last = single[single.len() - 2].abs();

@@ -10,8 +10,14 @@ use render_node::project::{Project, resolve};
 use render_node::render::{self, CancelToken, RenderError, RenderSettings};
 
 fn media(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/media").join(name);
-    assert!(path.exists(), "{} is missing: run scripts/fetch-media.sh", path.display());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/media")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-media.sh",
+        path.display()
+    );
     path
 }
 
@@ -22,7 +28,11 @@ fn ffprobe(path: &Path, args: &[&str]) -> String {
         .arg(path)
         .output()
         .expect("ffprobe runs");
-    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -36,13 +46,21 @@ fn frame_at(path: &Path, seconds: f64, width: u32, height: u32) -> Vec<u8> {
         .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
         .output()
         .expect("ffmpeg runs");
-    assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
 fn psnr(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let mse: f64 = a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum::<f64>()
+    let mse: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum::<f64>()
         / a.len() as f64;
     10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
 }
@@ -91,27 +109,50 @@ fn renders_real_footage_frame_exact_with_audio() {
     let video = ffprobe(
         &out,
         &[
-            "-count_frames", "-select_streams", "v:0", "-show_entries",
-            "stream=codec_name,width,height,pix_fmt,nb_read_frames,color_space", "-of", "csv=p=0",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height,pix_fmt,nb_read_frames,color_space",
+            "-of",
+            "csv=p=0",
         ],
     );
     assert_eq!(video, "h264,1280,720,yuv420p,bt709,270");
     let audio = ffprobe(
         &out,
-        &["-select_streams", "a:0", "-show_entries", "stream=codec_name,sample_rate,channels",
-          "-of", "csv=p=0"],
+        &[
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=codec_name,sample_rate,channels",
+            "-of",
+            "csv=p=0",
+        ],
     );
     assert_eq!(audio, "aac,48000,2");
 
     let duration = |stream: &str| -> f64 {
-        ffprobe(&out, &["-select_streams", stream, "-show_entries", "stream=duration", "-of",
-            "csv=p=0"])
+        ffprobe(
+            &out,
+            &[
+                "-select_streams",
+                stream,
+                "-show_entries",
+                "stream=duration",
+                "-of",
+                "csv=p=0",
+            ],
+        )
         .parse()
         .unwrap()
     };
     let (v, a) = (duration("v:0"), duration("a:0"));
     assert!((v - 9.0).abs() < 1e-3, "video lasts {v} s");
-    assert!((a - v).abs() <= 1024.0 / 48000.0, "audio {a} s vs video {v} s");
+    assert!(
+        (a - v).abs() <= 1024.0 / 48000.0,
+        "audio {a} s vs video {v} s"
+    );
 
     // moov before mdat: the index is at the front (+faststart).
     let bytes = std::fs::read(&out).unwrap();
@@ -124,7 +165,10 @@ fn renders_real_footage_frame_exact_with_audio() {
     let quality = psnr(&ours, &source);
     assert!(quality >= 30.0, "PSNR at 2.0 s is {quality:.1} dB");
 
-    assert!(dir.path().join("out.webp").exists(), "the thumbnail is written beside the video");
+    assert!(
+        dir.path().join("out.webp").exists(),
+        "the thumbnail is written beside the video"
+    );
 }
 
 #[test]
@@ -196,8 +240,14 @@ fn cancel_stops_within_a_second_and_leaves_nothing() {
         result
     });
     let stopped = cancelled_at.lock().unwrap().expect("cancelled").elapsed();
-    assert!(matches!(result, Err(RenderError::Cancelled)), "got {result:?}");
+    assert!(
+        matches!(result, Err(RenderError::Cancelled)),
+        "got {result:?}"
+    );
     assert!(stopped < Duration::from_secs(1), "took {stopped:?} to stop");
     assert!(started.elapsed() < Duration::from_secs(60));
-    assert!(!out.exists() && !thumb.exists(), "a cancelled render leaves no file");
+    assert!(
+        !out.exists() && !thumb.exists(),
+        "a cancelled render leaves no file"
+    );
 }

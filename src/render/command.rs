@@ -78,14 +78,25 @@ pub fn run(command: &RenderCommand) -> ExitCode {
 /// Reads and validates the project file; the error lists every problem, one a line.
 fn load(path: &Path) -> Result<crate::project::Timeline, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    project::parse_and_validate_document(&bytes, &ValidateOptions { allow_local_paths: true })
-        .map_err(|e| e.to_string())
+    project::parse_and_validate_document(
+        &bytes,
+        &ValidateOptions {
+            allow_local_paths: true,
+        },
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn project_folder(project: &Path) -> PathBuf {
     let folder = project.parent().unwrap_or(Path::new("."));
-    let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
-    folder.canonicalize().unwrap_or_else(|_| folder.to_path_buf())
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
+    folder
+        .canonicalize()
+        .unwrap_or_else(|_| folder.to_path_buf())
 }
 
 /// The options of the `preview` command.

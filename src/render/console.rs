@@ -28,7 +28,10 @@ impl ConsoleProgress {
             bar.set_style(style);
             bar
         });
-        ConsoleProgress { bar, last_line: Mutex::new(None) }
+        ConsoleProgress {
+            bar,
+            last_line: Mutex::new(None),
+        }
     }
 
     pub fn report(&self, progress: Progress) {
@@ -44,7 +47,9 @@ impl ConsoleProgress {
         };
         if due {
             *last = Some((Instant::now(), progress.stage));
-            let eta = progress.eta.map_or(String::new(), |e| format!(", {:.0} s left", e.as_secs_f64()));
+            let eta = progress.eta.map_or(String::new(), |e| {
+                format!(", {:.0} s left", e.as_secs_f64())
+            });
             eprintln!(
                 "{}: {}/{} frames{eta}",
                 stage_name(progress.stage),

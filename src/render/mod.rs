@@ -103,7 +103,9 @@ pub fn render(
     crate::media::init();
 
     let result = sources::prepare(timeline, settings, cancel).and_then(|sources| {
-        pipeline::run(timeline, &sources, output, thumbnail, settings, &reporter, cancel)
+        pipeline::run(
+            timeline, &sources, output, thumbnail, settings, &reporter, cancel,
+        )
     });
     match &result {
         Ok(_) => {

@@ -130,7 +130,12 @@ pub fn run(
         let compositor =
             scope.spawn(move || shared.guard(composite_stage(shared, frame_tx, recycle_rx)));
         let video = scope.spawn(move || {
-            shared.guard(video_encode_stage(shared, video_encoder, frame_rx, recycle_tx))
+            shared.guard(video_encode_stage(
+                shared,
+                video_encoder,
+                frame_rx,
+                recycle_tx,
+            ))
         });
         let audio = scope.spawn(move || shared.guard(audio_stage(shared, audio_encoder)));
         let muxed = shared.guard(mux_stage(shared, &mut muxer, packets, reporter));
@@ -160,7 +165,9 @@ pub fn run(
 }
 
 fn join<T>(handle: thread::ScopedJoinHandle<'_, Result<T, RenderError>>) -> Result<T, RenderError> {
-    handle.join().unwrap_or_else(|_| Err(RenderError::Internal("a render stage panicked".into())))
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(RenderError::Internal("a render stage panicked".into())))
 }
 
 /// The error that caused the others: `guard` leaves its own reason only on the first
@@ -209,8 +216,9 @@ fn composite_stage(
     let timeline = shared.timeline;
     let gpu = gpu_context()?;
     let gpu_error = |e: crate::gpu::GpuError| RenderError::Internal(format!("GPU: {e}"));
-    let mut compositor = Compositor::new(&gpu, timeline.width, timeline.height, timeline.background)
-        .map_err(gpu_error)?;
+    let mut compositor =
+        Compositor::new(&gpu, timeline.width, timeline.height, timeline.background)
+            .map_err(gpu_error)?;
     let thumb_index = timeline.frame_count / 3;
     let mut thumb = None;
     let mut emitted = 0u64;
@@ -234,7 +242,12 @@ fn composite_stage(
                 && clip.start_frame <= n + DECODER_LEAD_FRAMES
             {
                 if clip.end_frame > clip.start_frame {
-                    feeders.push(spawn_feeder(scope, shared, clip, &shared.sources.clips[clip.index]));
+                    feeders.push(spawn_feeder(
+                        scope,
+                        shared,
+                        clip,
+                        &shared.sources.clips[clip.index],
+                    ));
                 }
                 next_clip += 1;
             }
@@ -286,7 +299,8 @@ fn receive(
     feeder: Option<&Feeder>,
     n: u64,
 ) -> Result<Arc<VideoFrame>, RenderError> {
-    let feeder = feeder.ok_or_else(|| RenderError::Internal(format!("no decoder for frame {n}")))?;
+    let feeder =
+        feeder.ok_or_else(|| RenderError::Internal(format!("no decoder for frame {n}")))?;
     loop {
         shared.check()?;
         match feeder.frames.recv_timeout(Duration::from_millis(100)) {
@@ -332,7 +346,10 @@ fn spawn_feeder<'scope>(
             let _ = tx.send(Err(e));
         }
     });
-    Feeder { clip: clip.index, frames: rx }
+    Feeder {
+        clip: clip.index,
+        frames: rx,
+    }
 }
 
 /// Decodes one clip's frames for its output frames, in order. A source frame shown on
@@ -352,7 +369,9 @@ fn feed(
     let mut last: Option<Arc<VideoFrame>> = None;
     for n in clip.start_frame..clip.end_frame {
         shared.check()?;
-        let frame = decoder.frame_at(clip.source_time(fps.time_of(n))).map_err(source_error)?;
+        let frame = decoder
+            .frame_at(clip.source_time(fps.time_of(n)))
+            .map_err(source_error)?;
         let shared_frame = match &last {
             Some(previous) if previous.pts == frame.pts => previous.clone(),
             _ => {

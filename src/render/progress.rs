@@ -31,7 +31,11 @@ impl<'a> Reporter<'a> {
             stage_started: Instant::now(),
             last_sent: None,
         };
-        Reporter { callback, frames_total, state: Mutex::new(state) }
+        Reporter {
+            callback,
+            frames_total,
+            state: Mutex::new(state),
+        }
     }
 
     /// Enters a stage; always reported.
@@ -77,6 +81,8 @@ impl<'a> Reporter<'a> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the counters inconsistent.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

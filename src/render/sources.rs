@@ -63,8 +63,11 @@ pub fn prepare(
     settings: &RenderSettings,
     cancel: &CancelToken,
 ) -> Result<Sources, RenderError> {
-    let mut wanted: Vec<(String, String)> =
-        timeline.clips.iter().map(|c| (c.src.clone(), clip_field(c.index))).collect();
+    let mut wanted: Vec<(String, String)> = timeline
+        .clips
+        .iter()
+        .map(|c| (c.src.clone(), clip_field(c.index)))
+        .collect();
     if let Some(track) = &timeline.audio {
         wanted.push((track.src.clone(), BACKGROUND_FIELD.to_string()));
     }
@@ -79,7 +82,10 @@ pub fn prepare(
     for (clip, file) in timeline.clips.iter().zip(&files) {
         check_kind(clip.kind, file)?;
     }
-    Ok(Sources { clips: files, background })
+    Ok(Sources {
+        clips: files,
+        background,
+    })
 }
 
 fn fetch_all(
@@ -104,7 +110,9 @@ fn fetch_all(
         .build()
         .map_err(|e| RenderError::Internal(format!("starting the fetch runtime: {e}")))?;
     let results = runtime.block_on(futures::future::join_all(
-        distinct.iter().map(|(src, field)| fetcher.fetch(src, field)),
+        distinct
+            .iter()
+            .map(|(src, field)| fetcher.fetch(src, field)),
     ));
 
     let mut paths = HashMap::new();
@@ -125,7 +133,11 @@ fn probe_all(
                 let path = paths.get(src).cloned().unwrap_or_default();
                 scope.spawn(move || {
                     let info = media::probe(&path, field)?;
-                    Ok::<_, MediaError>(SourceFile { field: field.clone(), path, info })
+                    Ok::<_, MediaError>(SourceFile {
+                        field: field.clone(),
+                        path,
+                        info,
+                    })
                 })
             })
             .collect();
