@@ -761,3 +761,10 @@ fn compute_pipeline(
         cache: None,
     })
 }
+
+// The render pipeline runs the compositor on its own thread.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Compositor>();
+    send::<GpuContext>();
+};
