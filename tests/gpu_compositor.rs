@@ -750,3 +750,32 @@ fn crossfade_matches_ffmpeg_xfade_fade_at_every_instant() {
         comp.recycle(got);
     }
 }
+
+#[test]
+fn bad_layers_are_refused_with_the_field_named() {
+    let ctx = context();
+    let mut c = Compositor::new(&ctx, 32, 32, [0, 0, 0]).expect("compositor");
+    let mut short = solid(32, 32, [16, 128, 128]);
+    short.planes[1].data.truncate(10);
+    let err = c
+        .submit(&[LayerInput {
+            frame: &short,
+            weight: 1.0,
+            fit: Fit::Fill,
+        }])
+        .expect_err("a truncated chroma plane");
+    assert!(err.to_string().starts_with("layers[0]: planes[1]"), "{err}");
+    let ok = solid(32, 32, [16, 128, 128]);
+    let err = c
+        .submit(&[LayerInput {
+            frame: &ok,
+            weight: f32::NAN,
+            fit: Fit::Fill,
+        }])
+        .expect_err("a NaN weight");
+    assert!(err.to_string().starts_with("layers[0]: weight"), "{err}");
+    assert!(
+        Compositor::new(&ctx, 33, 32, [0, 0, 0]).is_err(),
+        "odd width accepted"
+    );
+}
