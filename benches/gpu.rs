@@ -8,8 +8,12 @@ use render_node::media::frame::{Matrix, PixelLayout, Plane, Range, Rotation, Vid
 const W: u32 = 1920;
 const H: u32 = 1080;
 
-/// A 1080p yuv420p frame with a gradient, so the planes are not trivially compressible.
+/// A 1080p yuv420p frame with a pattern, so the planes are not trivially compressible.
 fn frame(seed: u8) -> VideoFrame {
+    sized(W, H, seed)
+}
+
+fn sized(w: u32, h: u32, seed: u8) -> VideoFrame {
     let plane = |w: u32, h: u32| Plane {
         data: (0..w * h)
             .map(|i| (i % w) as u8 ^ seed ^ (i / w) as u8)
@@ -19,10 +23,10 @@ fn frame(seed: u8) -> VideoFrame {
         height: h,
     };
     VideoFrame {
-        width: W,
-        height: H,
+        width: w,
+        height: h,
         layout: PixelLayout::Yuv420p,
-        planes: vec![plane(W, H), plane(W / 2, H / 2), plane(W / 2, H / 2)],
+        planes: vec![plane(w, h), plane(w / 2, h / 2), plane(w / 2, h / 2)],
         matrix: Matrix::Bt709,
         range: Range::Limited,
         rotation: Rotation::None,
@@ -68,5 +72,35 @@ fn crossfade(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, crossfade);
+/// One layer per frame: a 1080p clip (the passthrough copy) and a 720p clip scaled up.
+fn single(c: &mut Criterion) {
+    let ctx = GpuContext::new().expect("a GPU adapter");
+    let mut group = c.benchmark_group("gpu 1080p single clip");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20);
+    for (name, f) in [
+        ("1080p passthrough", frame(7)),
+        ("720p scaled", sized(1280, 720, 7)),
+    ] {
+        let mut comp = Compositor::new(&ctx, W, H, [0, 0, 0]).expect("compositor");
+        group.bench_function(name, |bench| {
+            bench.iter(|| {
+                let layers = [LayerInput {
+                    frame: &f,
+                    weight: 1.0,
+                    fit: Fit::Contain,
+                }];
+                if let Some(out) = comp.submit(&layers).expect("submit") {
+                    comp.recycle(out);
+                }
+            })
+        });
+        for out in comp.flush().expect("flush") {
+            comp.recycle(out);
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, crossfade, single);
 criterion_main!(benches);

@@ -676,3 +676,106 @@ fn the_ring_returns_every_frame_in_order() {
         c.recycle(f);
     }
 }
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        return f64::INFINITY;
+    }
+    10.0 * (255.0f64 * 255.0 / mse).log10()
+}
+
+#[test]
+fn crossfade_matches_ffmpeg_xfade_fade_at_every_instant() {
+    let ctx = context();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (w, h) = (64u32, 48u32);
+    let a = lavfi_frame(dir.path(), "smptebars", w, h, "yuv420p");
+    let b = lavfi_frame(dir.path(), "rgbtestsrc", w, h, "yuv420p");
+
+    // FFmpeg: 2 s of each at 10 fps, a 1 s fade starting at 0.5 s, blended as yuv420p.
+    let out = dir.path().join("xfade.yuv");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("smptebars=s={w}x{h}:r=10:d=2"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("rgbtestsrc=s={w}x{h}:r=10:d=2"))
+        .args(["-filter_complex"])
+        .arg(concat!(
+            "[0]format=yuv420p[a];[1]format=yuv420p[b];",
+            "[a][b]xfade=transition=fade:duration=1:offset=0.5"
+        ))
+        .args(["-pix_fmt", "yuv420p", "-f", "rawvideo"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success());
+    let frames = std::fs::read(&out).expect("xfade frames");
+    let size = (w * h * 3 / 2) as usize;
+
+    let mut comp = Compositor::with_ring(&ctx, w, h, [0, 0, 0], 1).expect("compositor");
+    for k in 5..15usize {
+        let weight = ((k as f64 / 10.0 - 0.5) / 1.0) as f32;
+        let got = comp
+            .submit(&[
+                LayerInput {
+                    frame: &a,
+                    weight: 1.0 - weight,
+                    fit: Fit::Contain,
+                },
+                LayerInput {
+                    frame: &b,
+                    weight,
+                    fit: Fit::Contain,
+                },
+            ])
+            .expect("submit")
+            .expect("ring of 1");
+        let ours: Vec<u8> = got
+            .planes
+            .iter()
+            .flat_map(|p| p.data.iter().copied())
+            .collect();
+        let theirs = &frames[k * size..(k + 1) * size];
+        let db = psnr(&ours, theirs);
+        assert!(
+            db >= 35.0,
+            "frame {k} (weight {weight}): PSNR {db:.1} dB against xfade"
+        );
+        comp.recycle(got);
+    }
+}
+
+#[test]
+fn bad_layers_are_refused_with_the_field_named() {
+    let ctx = context();
+    let mut c = Compositor::new(&ctx, 32, 32, [0, 0, 0]).expect("compositor");
+    let mut short = solid(32, 32, [16, 128, 128]);
+    short.planes[1].data.truncate(10);
+    let err = c
+        .submit(&[LayerInput {
+            frame: &short,
+            weight: 1.0,
+            fit: Fit::Fill,
+        }])
+        .expect_err("a truncated chroma plane");
+    assert!(err.to_string().starts_with("layers[0]: planes[1]"), "{err}");
+    let ok = solid(32, 32, [16, 128, 128]);
+    let err = c
+        .submit(&[LayerInput {
+            frame: &ok,
+            weight: f32::NAN,
+            fit: Fit::Fill,
+        }])
+        .expect_err("a NaN weight");
+    assert!(err.to_string().starts_with("layers[0]: weight"), "{err}");
+    assert!(
+        Compositor::new(&ctx, 33, 32, [0, 0, 0]).is_err(),
+        "odd width accepted"
+    );
+}

@@ -241,6 +241,10 @@ impl Compositor {
             return Err(GpuError::TooManyLayers(layers.len()));
         }
         for (index, layer) in layers.iter().enumerate() {
+            if !(0.0..=1.0).contains(&layer.weight) {
+                let reason = format!("weight {}: must be between 0 and 1", layer.weight);
+                return Err(GpuError::Layer { index, reason });
+            }
             check_frame(layer.frame).map_err(|reason| GpuError::Layer { index, reason })?;
         }
         self.frame_counter += 1;
@@ -761,3 +765,10 @@ fn compute_pipeline(
         cache: None,
     })
 }
+
+// The render pipeline runs the compositor on its own thread.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Compositor>();
+    send::<GpuContext>();
+};
