@@ -1,7 +1,9 @@
 //! The headless device. Rule: a real GPU when one is present (discrete first, then
 //! integrated), else any adapter the instance offers, which on a machine without a GPU is
 //! Mesa's llvmpipe through Vulkan (lavapipe) or GL. `WGPU_BACKEND` (e.g. `vulkan`, `gl`)
-//! limits the backends searched.
+//! limits the backends searched; without it the primary backends (Vulkan, Metal, DX12) are
+//! searched first and GL only when they offer nothing, so a machine without EGL drivers
+//! does not log GL's failure on every start.
 
 use super::GpuError;
 
@@ -16,10 +18,15 @@ impl GpuContext {
     /// Opens the device by the rule above and logs the adapter once (info).
     pub fn new() -> Result<GpuContext, GpuError> {
         let desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+        let explicit = std::env::var_os("WGPU_BACKEND").is_some();
         let backends = desc.backends;
-        let instance = wgpu::Instance::new(desc);
-        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
-        let adapter = pick_adapter(adapters).ok_or_else(|| GpuError::NoAdapter {
+        let adapter = if explicit {
+            None
+        } else {
+            find_adapter(wgpu::Backends::PRIMARY)
+        }
+        .or_else(|| find_adapter(backends))
+        .ok_or_else(|| GpuError::NoAdapter {
             backends: format!("{backends:?}"),
         })?;
         let info = adapter.get_info();
@@ -52,6 +59,14 @@ impl GpuContext {
     pub(crate) fn max_side(&self) -> u32 {
         self.device.limits().max_texture_dimension_2d
     }
+}
+
+/// The best adapter among `backends`, by [`pick_adapter`].
+fn find_adapter(backends: wgpu::Backends) -> Option<wgpu::Adapter> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    pick_adapter(pollster::block_on(instance.enumerate_adapters(backends)))
 }
 
 /// Discrete GPU, then integrated, then virtual, then anything (CPU adapters last); among

@@ -72,6 +72,8 @@ impl Shared<'_> {
     /// keeps its reason (the others failed because of it).
     fn guard<T>(&self, result: Result<T, RenderError>) -> Result<T, RenderError> {
         match result {
+            // Once the user has cancelled, stages fail only because others stopped.
+            Err(_) if self.cancel.is_cancelled() => Err(RenderError::Cancelled),
             Err(e) if !matches!(e, RenderError::Cancelled) => {
                 let first = !self.failed.swap(true, Ordering::SeqCst);
                 self.abort.cancel();
