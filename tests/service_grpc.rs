@@ -138,7 +138,8 @@ async fn health_and_reflection_are_served() {
     let node = Node::start(dir.path(), &["--concurrency", "0"]).await;
     let url = format!("http://{}", node.grpc);
 
-    let mut health = HealthClient::connect(url.clone()).await.unwrap();
+    let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel.clone());
     let request = tonic_health::pb::HealthCheckRequest {
         service: "render_node.v1.RenderNode".into(),
     };
@@ -148,7 +149,7 @@ async fn health_and_reflection_are_served() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 
-    let mut reflection = ServerReflectionClient::connect(url).await.unwrap();
+    let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),

@@ -37,10 +37,9 @@ async fn refusals_have_their_status_and_field_and_charge_nothing() {
     assert_eq!(status, 402, "{body}");
     assert_eq!(node.credits(&poor).await, 10, "a 402 charges nothing");
 
-    let mut huge = request(&alice, src, 1.0);
-    huge["padding"] = json!("x".repeat(3 * 1024 * 1024));
-    let (status, body) = node.post(RENDER, &huge).await;
+    let (status, body) = post_oversized(&node, 3 * 1024 * 1024).await;
     assert_eq!(status, 413, "{body}");
+    assert!(body.contains("\"field\":\"body\""), "{body}");
 
     let (status, first) = node.post(RENDER, &request(&alice, src, 60.0)).await;
     assert_eq!(status, 200, "{first}");
@@ -165,6 +164,39 @@ async fn sigterm_stops_the_node_and_keeps_queued_jobs() {
     let job = node.job(&key, body["job_id"].as_str().unwrap()).await;
     assert_eq!(job["status"], "queued");
     assert_eq!(node.credits(&key).await, 8);
+}
+
+/// Announces a body of `length` bytes, sends only its start, and reads the answer: the
+/// node must refuse it from the header, before reading it.
+async fn post_oversized(node: &Node, length: usize) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(node.http).await.unwrap();
+    let head = format!(
+        "POST {RENDER} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\nConnection: close\r\n\r\n{{\"api_key\": \"",
+        node.http
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Read the answer as it comes: the rest of the body is never sent, so the connection
+    // stays open.
+    let mut answer = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        while !(answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}")) {
+            let n = stream.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("an answer before the body");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer)
 }
 
 /// The API.md example end to end. Needs the render pipeline.

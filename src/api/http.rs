@@ -6,8 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -164,8 +163,18 @@ struct KeyQuery {
     api_key: Option<String>,
 }
 
-async fn submit(State(state): State<HttpState>, body: Result<Bytes, BytesRejection>) -> ApiResult {
-    let body = body.map_err(|e| {
+async fn submit(State(state): State<HttpState>, request: Request) -> ApiResult {
+    // An announced length over the limit is refused before a byte of the body is read.
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(ApiError::BodyTooLarge);
+    }
+    // A chunked body is cut off at the limit as it arrives.
+    let body = Bytes::from_request(request, &state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::BodyTooLarge
         } else {
