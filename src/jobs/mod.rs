@@ -449,3 +449,207 @@ fn prepare(request: &str) -> Result<Timeline, ValidationErrors> {
     let request = parse_request(request.as_bytes())?;
     validate_request(&request, &ValidateOptions::default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in render: writes both outputs, reports every frame, and honours the token
+    /// (waiting for it when `hold` is set).
+    fn fake_renderer(hold: bool, fail: Option<RenderError>) -> RenderFn {
+        let fail = Arc::new(Mutex::new(fail));
+        Arc::new(
+            move |timeline, video, thumbnail, _settings, progress, cancel| {
+                if let Some(e) = lock(&fail).take() {
+                    return Err(e);
+                }
+                for frame in 0..=timeline.frame_count {
+                    progress(Progress {
+                        stage: render::Stage::Rendering,
+                        frames_done: frame,
+                        frames_total: timeline.frame_count,
+                        eta: None,
+                    });
+                }
+                while hold && !cancel.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if cancel.is_cancelled() {
+                    return Err(RenderError::Cancelled);
+                }
+                std::fs::write(video, b"mp4").map_err(|e| RenderError::Internal(e.to_string()))?;
+                std::fs::write(thumbnail, b"webp")
+                    .map_err(|e| RenderError::Internal(e.to_string()))?;
+                Ok(RenderOutput {
+                    video: video.to_path_buf(),
+                    thumbnail: thumbnail.to_path_buf(),
+                    frames: timeline.frame_count,
+                    duration_seconds: timeline.duration(),
+                    width: timeline.width,
+                    height: timeline.height,
+                })
+            },
+        )
+    }
+
+    use crate::render;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        jobs: Arc<Jobs>,
+        account: i64,
+    }
+
+    fn fixture(renderer: RenderFn) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let (_, account) = store.create_account(100).unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let config = QueueConfig {
+            concurrency: 1,
+            backlog: 8,
+            settings: RenderSettings {
+                preset: "ultrafast".into(),
+                crf: 23,
+                allow_private_sources: false,
+                local_base: None,
+                cache_dir: storage.cache_dir(),
+            },
+            renderer,
+        };
+        let jobs = Jobs::start(store, storage, config).unwrap();
+        Fixture {
+            _dir: dir,
+            jobs,
+            account: account.id,
+        }
+    }
+
+    fn submit(f: &Fixture, seconds: f64) -> String {
+        let body = serde_json::json!({"api_key": "k", "project": {"fps": 10,
+            "resolution": {"width": 64, "height": 48},
+            "clips": [{"src": "https://media.example/a.mp4", "type": "video",
+                       "duration": seconds}]}});
+        let request = parse_request(body.to_string().as_bytes()).unwrap();
+        let timeline = validate_request(&request, &ValidateOptions::default()).unwrap();
+        f.jobs
+            .submit(f.account, &request, &timeline)
+            .unwrap()
+            .record
+            .id
+    }
+
+    async fn wait_for(f: &Fixture, id: &str, status: JobStatus) -> JobView {
+        for _ in 0..400 {
+            let view = f.jobs.get(f.account, id).unwrap();
+            if view.record.status == status {
+                return view;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("job {id} never reached {status:?}");
+    }
+
+    fn balance(f: &Fixture) -> i64 {
+        f.jobs.store().account(f.account).unwrap().credits
+    }
+
+    #[tokio::test]
+    async fn a_completed_job_is_served_at_100_percent_and_stays_charged() {
+        let f = fixture(fake_renderer(false, None));
+        let id = submit(&f, 2.5);
+        let view = wait_for(&f, &id, JobStatus::Completed).await;
+        assert_eq!(view.progress, 100);
+        assert_eq!(
+            (view.record.width, view.record.height),
+            (Some(64), Some(48))
+        );
+        assert_eq!(view.record.duration_seconds, Some(2.5));
+        assert_eq!(balance(&f), 97, "2.5 s costs 3 credits");
+        let uploads = f.jobs.uploads_dir();
+        assert!(uploads.join(crate::storage::video_name(&id)).exists());
+        assert!(uploads.join(crate::storage::thumbnail_name(&id)).exists());
+        assert_eq!(f.jobs.totals().frames, 25);
+    }
+
+    #[tokio::test]
+    async fn a_source_error_fails_the_job_naming_the_clip_and_refunds_it() {
+        let error = RenderError::Source {
+            field: "project.clips[0].src".into(),
+            reason: "HTTP 404".into(),
+        };
+        let f = fixture(fake_renderer(false, Some(error)));
+        let id = submit(&f, 4.0);
+        let view = wait_for(&f, &id, JobStatus::Failed).await;
+        assert_eq!(
+            view.record.error_field.as_deref(),
+            Some("project.clips[0].src")
+        );
+        assert_eq!(view.record.refunded, 4);
+        assert_eq!(balance(&f), 100);
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_running_job_stops_it_and_refunds_once() {
+        let f = fixture(fake_renderer(true, None));
+        let id = submit(&f, 6.0);
+        wait_for(&f, &id, JobStatus::InProgress).await;
+        let (view, refunded) = f.jobs.cancel(f.account, &id).unwrap();
+        assert_eq!((view.record.status, refunded), (JobStatus::Cancelled, 6));
+        for _ in 0..200 {
+            if f.jobs.running() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(f.jobs.running(), 0, "the render stopped");
+        assert_eq!(balance(&f), 100);
+        let ledger = f.jobs.store().ledger(f.account).unwrap();
+        assert_eq!(ledger.iter().filter(|e| e.reason == "refund").count(), 1);
+        assert!(
+            !f.jobs
+                .uploads_dir()
+                .join(crate::storage::video_name(&id))
+                .exists()
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_puts_a_running_job_back_in_the_queue_still_charged() {
+        let f = fixture(fake_renderer(true, None));
+        let id = submit(&f, 1.0);
+        wait_for(&f, &id, JobStatus::InProgress).await;
+        f.jobs.shutdown(Duration::from_secs(10)).await;
+        let view = f.jobs.get(f.account, &id).unwrap();
+        assert_eq!(view.record.status, JobStatus::Queued);
+        assert_eq!(balance(&f), 99);
+        assert!(matches!(
+            f.jobs.submit(
+                f.account,
+                &parse_request(view.record.request.as_bytes()).unwrap(),
+                &prepare(&view.record.request).unwrap()
+            ),
+            Err(JobError::ShuttingDown)
+        ));
+    }
+
+    #[tokio::test]
+    async fn progress_never_decreases_and_stays_below_100_until_completed() {
+        let f = fixture(fake_renderer(true, None));
+        let id = submit(&f, 1.0);
+        wait_for(&f, &id, JobStatus::InProgress).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(f.jobs.get(f.account, &id).unwrap().progress, 99);
+        f.jobs.report_progress(
+            &id,
+            Progress {
+                stage: render::Stage::Rendering,
+                frames_done: 1,
+                frames_total: 10,
+                eta: None,
+            },
+        );
+        assert_eq!(f.jobs.get(f.account, &id).unwrap().progress, 99);
+        f.jobs.cancel(f.account, &id).unwrap();
+    }
+}
