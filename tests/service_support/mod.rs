@@ -165,6 +165,74 @@ impl Drop for Node {
     }
 }
 
+/// A client of a node served in-process.
+pub struct Client {
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    pub client: reqwest::Client,
+}
+
+impl Client {
+    pub async fn new(http: SocketAddr, grpc: SocketAddr) -> Client {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client
+            .get(format!("http://{http}/healthz"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the node did not start within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Client { http, grpc, client }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.http);
+        let response = self
+            .client
+            .post(url)
+            .json_body(body)
+            .send()
+            .await
+            .expect("POST");
+        parse(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.http);
+        parse(self.client.get(url).send().await.expect("GET")).await
+    }
+
+    pub async fn credits(&self, key: &str) -> i64 {
+        let (status, body) = self.get(&format!("/api/account?api_key={key}")).await;
+        assert_eq!(status, 200, "{body}");
+        body["credits"].as_i64().expect("credits is a number")
+    }
+
+    pub async fn job(&self, key: &str, job_id: &str) -> Value {
+        let path = format!("/api/video-editor/render/status/{job_id}?api_key={key}");
+        let (status, body) = self.get(&path).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+trait JsonBody {
+    fn json_body(self, body: &Value) -> Self;
+}
+
+impl JsonBody for reqwest::RequestBuilder {
+    fn json_body(self, body: &Value) -> Self {
+        self.header("content-type", "application/json")
+            .body(serde_json::to_vec(body).expect("json"))
+    }
+}
+
 async fn parse(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let bytes = response.bytes().await.expect("body");
