@@ -280,3 +280,18 @@ async fn the_api_example_renders_and_is_served() {
     assert!(thumb.len() > 12 && &thumb[..4] == b"RIFF" && &thumb[8..12] == b"WEBP");
     ledger_matches_balances(dir.path());
 }
+
+#[tokio::test]
+async fn a_flood_of_submissions_is_answered_and_charged_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--concurrency", "0", "--backlog", "64"]).await;
+    let key = node.key(1000);
+    let body = request(&key, "https://media.example/a.mp4", 1.0);
+
+    let answers = futures::future::join_all((0..200).map(|_| node.post(RENDER, &body))).await;
+    let accepted = answers.iter().filter(|(s, _)| *s == 200).count();
+    let refused = answers.iter().filter(|(s, _)| *s == 429).count();
+    assert_eq!((accepted, refused), (64, 136), "every answer is 200 or 429");
+    assert_eq!(node.credits(&key).await, 1000 - 64);
+    ledger_matches_balances(dir.path());
+}
