@@ -148,7 +148,9 @@ async fn kill_9_and_restart_keep_every_job_and_the_ledger() {
     ledger_matches_balances(dir.path());
 }
 
-#[tokio::test]
+// Two threads: the gRPC client must keep its connection alive while the test waits for
+// the node to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_node_and_keeps_queued_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::start(dir.path(), &["--concurrency", "0"]).await;
@@ -157,8 +159,27 @@ async fn sigterm_stops_the_node_and_keeps_queued_jobs() {
         .post(RENDER, &request(&key, "https://media.example/a.mp4", 2.0))
         .await;
     assert_eq!(status, 200, "{body}");
+
+    // An open WatchJob stream must not hold the node open.
+    use render_node::api::grpc::pb;
+    let url = format!("http://{}", node.grpc);
+    let mut rpc = pb::render_node_client::RenderNodeClient::connect(url)
+        .await
+        .unwrap();
+    let watch = pb::WatchJobRequest {
+        job_id: body["job_id"].as_str().unwrap().into(),
+        api_key: key.clone(),
+    };
+    let mut events = rpc.watch_job(watch).await.unwrap().into_inner();
+    assert_eq!(events.message().await.unwrap().unwrap().status, "queued");
+
     let status = node.terminate();
     assert!(status.success(), "exit status {status}");
+    let end = events.message().await;
+    assert!(
+        matches!(&end, Err(s) if s.code() == tonic::Code::Unavailable),
+        "the stream ends with UNAVAILABLE: {end:?}"
+    );
 
     let node = Node::start(dir.path(), &["--concurrency", "0"]).await;
     let job = node.job(&key, body["job_id"].as_str().unwrap()).await;

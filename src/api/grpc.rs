@@ -210,6 +210,10 @@ impl RenderNode for RenderNodeService {
                 }
                 // Wait for a change to this job; on lag, read it again anyway.
                 loop {
+                    if service.jobs.is_shutting_down() {
+                        let _ = tx.send(Err(to_status(&JobError::ShuttingDown))).await;
+                        return;
+                    }
                     match changes.recv().await {
                         Ok(id) if id == job_id => break,
                         Ok(_) => continue,

@@ -133,8 +133,10 @@ pub async fn serve_with(
 
     // One trigger stops both servers.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stopping = Arc::clone(&jobs);
     tokio::spawn(async move {
         shutdown.await;
+        stopping.stop_accepting();
         let _ = stop_tx.send(true);
     });
 

@@ -267,10 +267,7 @@ impl Jobs {
     /// (charged, not refunded: they run again at the next start), then waits for the
     /// workers.
     pub async fn shutdown(&self, grace: Duration) {
-        self.shutting_down.store(true, Ordering::SeqCst);
-        for token in lock(&self.running).values() {
-            token.cancel();
-        }
+        self.stop_accepting();
         // Wake idle workers so they see the flag.
         for _ in 0..self.config.concurrency {
             let _ = self.sender.send(String::new());
@@ -280,6 +277,21 @@ impl Jobs {
         if tokio::time::timeout(grace, all).await.is_err() {
             warn!("renders did not stop within {grace:?}; they re-queue at the next start");
         }
+    }
+
+    /// The first step of [`Jobs::shutdown`], for when the servers start to stop: refuses new
+    /// submissions, cancels the running renders and wakes every watcher so that open
+    /// streams end instead of holding the servers open.
+    pub fn stop_accepting(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        for token in lock(&self.running).values() {
+            token.cancel();
+        }
+        self.notify("");
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 
     async fn work(self: Arc<Jobs>) {
