@@ -316,3 +316,46 @@ async fn a_flood_of_submissions_is_answered_and_charged_exactly() {
     assert_eq!(node.credits(&key).await, 1000 - 64);
     ledger_matches_balances(dir.path());
 }
+
+/// kill -9 while the render runs (with the pipeline in place; before it lands the job
+/// fails at once and the kill lands after): after a restart the job ends completed and
+/// charged, or failed and refunded, and the ledger is exact either way.
+#[tokio::test]
+async fn kill_9_during_a_render_ends_completed_or_refunded() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = tempfile::tempdir().unwrap();
+    make_example_media(media.path());
+    let server = media_server(media.path()).await;
+    let flags = [
+        "--concurrency",
+        "1",
+        "--allow-private-sources",
+        "--preset",
+        "ultrafast",
+    ];
+    let mut node = Node::start(dir.path(), &flags).await;
+    let key = node.key(10);
+
+    let (status, body) = node.post(RENDER, &api_example(&key, &server.base)).await;
+    assert_eq!(status, 200, "{body}");
+    let job_id = body["job_id"].as_str().unwrap().to_string();
+    for _ in 0..200 {
+        if node.job(&key, &job_id).await["status"] != "queued" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    node.kill9();
+
+    let node = Node::start(dir.path(), &flags).await;
+    let job = node
+        .wait_final(&key, &job_id, Duration::from_secs(300))
+        .await;
+    let expected = match job["status"].as_str() {
+        Some("completed") => 6,
+        Some("failed") => 10,
+        other => panic!("unexpected final state {other:?}: {job}"),
+    };
+    assert_eq!(node.credits(&key).await, expected, "{job}");
+    ledger_matches_balances(dir.path());
+}
