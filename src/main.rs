@@ -1,10 +1,13 @@
 //! The `render-node` binary: parses the command line and calls the library.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use anyhow::Context;
 use render_node::project::{self, ValidateOptions};
+use render_node::{api, jobs};
 
 /// A GPU-accelerated video timeline render node.
 #[derive(Debug, Parser)]
@@ -26,6 +29,68 @@ enum Command {
     Render(RenderArgs),
     /// Play a project's audio mix through the sound card.
     Preview(PreviewArgs),
+    /// Serve the render API over HTTP and gRPC.
+    Serve(ServeArgs),
+    /// Manage API keys and credits (also while the node runs).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// HTTP listen address.
+    #[arg(long, env = "RENDER_NODE_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// gRPC listen address.
+    #[arg(long, env = "RENDER_NODE_GRPC", default_value = "127.0.0.1:50051")]
+    grpc: SocketAddr,
+    /// Folder of the job store, the outputs and the source cache.
+    #[arg(long, env = "RENDER_NODE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Base of the absolute URLs handed out [default: http://<--http>].
+    #[arg(long, env = "RENDER_NODE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Renders at once [default: half the cores, at least 1]; 0 queues without rendering.
+    #[arg(long, env = "RENDER_NODE_CONCURRENCY")]
+    concurrency: Option<usize>,
+    /// Queued jobs at most; beyond, submissions get 429 and are not charged.
+    #[arg(long, env = "RENDER_NODE_BACKLOG", default_value_t = 64)]
+    backlog: usize,
+    /// Allow sources on loopback and private addresses (local use and tests).
+    #[arg(long, env = "RENDER_NODE_ALLOW_PRIVATE_SOURCES")]
+    allow_private_sources: bool,
+    /// libx264 preset.
+    #[arg(long, env = "RENDER_NODE_PRESET", default_value = "veryfast")]
+    preset: String,
+    /// libx264 constant rate factor (0-51, lower is better).
+    #[arg(long, env = "RENDER_NODE_CRF", default_value_t = 23,
+          value_parser = clap::value_parser!(u8).range(0..=51))]
+    crf: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create an account and print its new API key.
+    Create {
+        #[arg(long, env = "RENDER_NODE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        credits: u64,
+    },
+    /// List accounts with their credits.
+    List {
+        #[arg(long, env = "RENDER_NODE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+    /// Add credits to an account (its id from `keys list`) and print the balance.
+    AddCredits {
+        #[arg(long, env = "RENDER_NODE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        credits: u64,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +135,8 @@ fn main() -> ExitCode {
         Command::Validate { project } => validate(&project),
         Command::Render(args) => render(args),
         Command::Preview(args) => preview(args),
+        Command::Serve(args) => report(serve(args)),
+        Command::Keys(command) => report(keys(command)),
     }
 }
 
@@ -93,6 +160,58 @@ fn preview(args: PreviewArgs) -> ExitCode {
         allow_private_sources: args.allow_private_sources,
         cache_dir: args.cache_dir,
     })
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logs();
+    // The device is opened (and its adapter logged) before the first job needs it.
+    let adapter = match render_node::render::gpu_context() {
+        Ok(gpu) => gpu.adapter_name(),
+        Err(e) => {
+            tracing::error!(error = %e, "no GPU device: every render will fail");
+            "unavailable".to_string()
+        }
+    };
+    let config = api::ServeConfig {
+        http: args.http,
+        grpc: args.grpc,
+        data_dir: args.data_dir,
+        public_url: args.public_url,
+        concurrency: args.concurrency.unwrap_or_else(jobs::default_concurrency),
+        backlog: args.backlog,
+        allow_private_sources: args.allow_private_sources,
+        preset: args.preset,
+        crf: args.crf,
+        adapter,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(api::serve(config))?;
+    Ok(())
+}
+
+fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        KeysCommand::Create { data_dir, credits } => {
+            jobs::keys::create(&data_dir, credits, &mut out)?
+        }
+        KeysCommand::List { data_dir } => jobs::keys::list(&data_dir, &mut out)?,
+        KeysCommand::AddCredits { data_dir, id, credits } => {
+            jobs::keys::add_credits(&data_dir, id, credits, &mut out)?
+        }
+    }
+    Ok(())
+}
+
+/// Prints an error of `serve` or `keys` with its causes; exit 1.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `$XDG_CACHE_HOME/render-node` or `~/.cache/render-node`, else `./data/cache`.
