@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use anyhow::Context;
+use clap::{Parser, Subcommand};
 use render_node::project::{self, ValidateOptions};
 use render_node::{api, jobs};
 
@@ -196,9 +196,11 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
             jobs::keys::create(&data_dir, credits, &mut out)?
         }
         KeysCommand::List { data_dir } => jobs::keys::list(&data_dir, &mut out)?,
-        KeysCommand::AddCredits { data_dir, id, credits } => {
-            jobs::keys::add_credits(&data_dir, id, credits, &mut out)?
-        }
+        KeysCommand::AddCredits {
+            data_dir,
+            id,
+            credits,
+        } => jobs::keys::add_credits(&data_dir, id, credits, &mut out)?,
     }
     Ok(())
 }

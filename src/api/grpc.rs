@@ -7,10 +7,10 @@ use std::sync::Arc;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::project::{FieldError, ValidateOptions, ValidationErrors, validate_request};
 use super::{cost_usd, result_urls};
 use crate::jobs::{JobError, JobStatus, JobView, Jobs};
 use crate::project;
+use crate::project::{FieldError, ValidateOptions, ValidationErrors, validate_request};
 
 /// The generated messages and service.
 pub mod pb {

@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_http::services::ServeDir;
 
-use crate::project::{ValidateOptions, parse_request, validate_request};
 use super::{cost_usd, result_urls};
 use crate::jobs::{JobError, JobStatus, JobView, Jobs};
+use crate::project::{ValidateOptions, parse_request, validate_request};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;

@@ -17,10 +17,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::project::{
-    ValidateOptions, ValidationErrors, parse_request, validate_request,
-};
 use crate::project::{RenderRequest, Timeline};
+use crate::project::{ValidateOptions, ValidationErrors, parse_request, validate_request};
 use crate::render::{CancelToken, Progress, RenderError, RenderOutput, RenderSettings};
 use crate::storage::Storage;
 pub use store::{Account, Completion, JobRecord, JobStatus, NewJob, Store};
