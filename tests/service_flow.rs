@@ -111,7 +111,7 @@ async fn a_completed_render_is_reported_served_and_published() {
         "job_id": job_id, "status": "completed", "progress": 100,
         "credits_charged": 4, "cost_usd": 0.04,
         "result": {"video_url": video_url, "thumbnail_url": thumb_url,
-                   "duration_seconds": 4.0, "width": 1920, "height": 1080,
+                   "duration_seconds": 4, "width": 1920, "height": 1080,
                    "format": "mp4", "published": true}});
     assert_eq!(job, expected);
     assert_eq!(node.credits(&key).await, 6);

@@ -137,7 +137,7 @@ impl HttpState {
             body["result"] = json!({
                 "video_url": video_url,
                 "thumbnail_url": thumbnail_url,
-                "duration_seconds": r.duration_seconds.unwrap_or(0.0),
+                "duration_seconds": seconds_json(r.duration_seconds.unwrap_or(0.0)),
                 "width": r.width.unwrap_or(0),
                 "height": r.height.unwrap_or(0),
                 "format": r.format,
@@ -248,7 +248,7 @@ async fn gallery(State(state): State<HttpState>) -> ApiResult {
                 "job_id": r.id,
                 "video_url": video_url,
                 "thumbnail_url": thumbnail_url,
-                "duration_seconds": r.duration_seconds.unwrap_or(0.0),
+                "duration_seconds": seconds_json(r.duration_seconds.unwrap_or(0.0)),
                 "width": r.width.unwrap_or(0),
                 "height": r.height.unwrap_or(0),
                 "format": r.format,
@@ -263,4 +263,14 @@ async fn metrics(State(state): State<HttpState>) -> Result<Response, ApiError> {
     let text = super::metrics::render_text(&state.jobs, &state.adapter)?;
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
+}
+
+/// Seconds as the hosted API writes them: a whole number as an integer (`4`), else a
+/// decimal (`4.5`).
+fn seconds_json(seconds: f64) -> Value {
+    if seconds.fract() == 0.0 && seconds.abs() < 9.0e15 {
+        Value::from(seconds as i64)
+    } else {
+        Value::from(seconds)
+    }
 }
