@@ -779,3 +779,62 @@ fn bad_layers_are_refused_with_the_field_named() {
         "odd width accepted"
     );
 }
+
+/// Two output-shaped frames crossfade in their planes (`shaders/blend_planes.wgsl`): the
+/// result is the byte-wise lerp and agrees with the general sampling path, which the same
+/// pictures take when given as NV12.
+#[test]
+fn plane_blend_equals_the_lerp_and_the_general_path() {
+    let ctx = context();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // 72 is not a multiple of the 8-pixel block: the padded rows must not leak.
+    let (w, h) = (72u32, 46u32);
+    let a = lavfi_frame(dir.path(), "testsrc2", w, h, "yuv420p");
+    let b = lavfi_frame(dir.path(), "smptebars", w, h, "yuv420p");
+    let a12 = lavfi_frame(dir.path(), "testsrc2", w, h, "nv12");
+    let b12 = lavfi_frame(dir.path(), "smptebars", w, h, "nv12");
+
+    for weight in [0.0f32, 0.3, 0.5, 1.0] {
+        let layers = |a, b| {
+            [
+                LayerInput {
+                    frame: a,
+                    weight: 1.0 - weight,
+                    fit: Fit::Contain,
+                },
+                LayerInput {
+                    frame: b,
+                    weight,
+                    fit: Fit::Contain,
+                },
+            ]
+        };
+        let blended = composite(&ctx, w, h, [0, 0, 0], &layers(&a, &b));
+        let general = composite(&ctx, w, h, [0, 0, 0], &layers(&a12, &b12));
+        for (i, plane) in blended.planes.iter().enumerate() {
+            let lerp: Vec<f64> = a.planes[i]
+                .data
+                .iter()
+                .zip(&b.planes[i].data)
+                .map(|(&x, &y)| {
+                    f64::from(x) * f64::from(1.0 - weight) + f64::from(y) * f64::from(weight)
+                })
+                .collect();
+            let (max, _) = compare(plane, &lerp);
+            assert!(
+                max <= 0.5 + 1e-3,
+                "plane {i} at {weight}: {max} from the lerp"
+            );
+            let other: Vec<f64> = general.planes[i]
+                .data
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            let (max, mean) = compare(plane, &other);
+            assert!(
+                max <= 1.0 && mean <= 0.5,
+                "plane {i} at {weight}: general path {max}/{mean}"
+            );
+        }
+    }
+}

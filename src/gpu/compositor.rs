@@ -7,10 +7,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use super::blend::{PlaneBlend, is_output_shaped};
 use super::colour::{Affine, apply, rgb_to_output, source_to_output};
 use super::fit::{Placement, placement};
 use super::{GpuContext, GpuError};
-use crate::media::frame::{Matrix, PixelLayout, Plane, Range, Rotation, VideoFrame};
+use crate::media::frame::{PixelLayout, Plane, Rotation, VideoFrame};
 use crate::project::Fit;
 
 /// One visible clip's frame on an output frame.
@@ -85,12 +86,12 @@ struct PlaneSet {
 
 /// Where the output planes lie in the storage and staging buffers (in bytes).
 #[derive(Clone, Copy)]
-struct OutputLayout {
-    y_stride: usize,
-    c_stride: usize,
-    u_offset: usize,
-    v_offset: usize,
-    size: usize,
+pub(super) struct OutputLayout {
+    pub(super) y_stride: usize,
+    pub(super) c_stride: usize,
+    pub(super) u_offset: usize,
+    pub(super) v_offset: usize,
+    pub(super) size: usize,
 }
 
 struct Slot {
@@ -120,6 +121,7 @@ pub struct Compositor {
     uniform: wgpu::Buffer,
     output: wgpu::Buffer,
     layout: OutputLayout,
+    blend: PlaneBlend,
     blank: wgpu::TextureView,
     sets: Vec<PlaneSet>,
     next_set_id: u64,
@@ -209,7 +211,9 @@ impl Compositor {
         }
 
         let bg = background.map(|c| f64::from(c) / 255.0);
+        let blend = PlaneBlend::new(&device, layout, &output);
         Ok(Compositor {
+            blend,
             device,
             queue: ctx.queue.clone(),
             width,
@@ -257,6 +261,11 @@ impl Compositor {
                 out.pts = pts;
                 Pending::Ready(out)
             }
+            _ if PlaneBlend::applies(layers, self.width, self.height) => {
+                let mut encoder = self.device.create_command_encoder(&Default::default());
+                self.blend.record(&self.queue, &mut encoder, layers);
+                self.read_back(encoder, pts)
+            }
             _ => self.encode(layers, pts),
         };
         self.in_flight.push_back(pending);
@@ -289,15 +298,7 @@ impl Compositor {
     /// A frame that already is the output: one opaque layer at full weight, BT.709
     /// limited 4:2:0, the output's size, square pixels, no rotation.
     fn is_passthrough(&self, layer: &LayerInput) -> bool {
-        let f = layer.frame;
-        layer.weight >= 1.0 - 1e-6
-            && f.layout == PixelLayout::Yuv420p
-            && f.matrix == Matrix::Bt709
-            && f.range == Range::Limited
-            && f.rotation == Rotation::None
-            && f.width == self.width
-            && f.height == self.height
-            && f.display_size() == (f64::from(self.width), f64::from(self.height))
+        layer.weight >= 1.0 - 1e-6 && is_output_shaped(layer.frame, self.width, self.height)
     }
 
     fn take_output(&mut self) -> VideoFrame {
@@ -332,8 +333,6 @@ impl Compositor {
             .write_buffer(&self.uniform, 0, bytemuck::bytes_of(&uniform));
         self.ensure_bind_group(set_ids);
 
-        let slot = self.next_slot;
-        self.next_slot = (slot + 1) % self.slots.len();
         let mut encoder = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -347,6 +346,14 @@ impl Compositor {
                 1,
             );
         }
+        self.read_back(encoder, pts)
+    }
+
+    /// Copies the output planes into the next staging buffer, submits `encoder` and starts
+    /// the mapping; the frame is finished in `finish_oldest`.
+    fn read_back(&mut self, mut encoder: wgpu::CommandEncoder, pts: f64) -> Pending {
+        let slot = self.next_slot;
+        self.next_slot = (slot + 1) % self.slots.len();
         let staging = &self.slots[slot];
         encoder.copy_buffer_to_buffer(&self.output, 0, &staging.buffer, 0, None);
         let submission = self.queue.submit([encoder.finish()]);

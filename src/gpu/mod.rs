@@ -12,11 +12,13 @@
 //! detail averages instead of aliasing. A frame that already is the output (one layer at
 //! weight 1, BT.709 limited 4:2:0 at the output's size) bypasses the GPU altogether.
 
+mod blend;
 mod colour;
 mod compositor;
 mod context;
 mod fit;
 
+pub use blend::BlendUniform;
 pub use colour::{rgb_to_output, source_to_output};
 pub use compositor::{Compositor, FrameUniform, LayerInput, LayerUniform};
 pub use context::GpuContext;
