@@ -130,29 +130,14 @@ impl AudioReader {
 
     /// Sends the next packet of our stream to the decoder, or the end-of-stream mark.
     fn feed_decoder(&mut self) -> Result<(), MediaError> {
-        if self.demuxer_done {
-            return self.decoder.send_eof().or_else(|e| match e {
-                ffmpeg::Error::Eof => Ok(()),
-                e => Err(self.error(format!("flushing the audio decoder failed: {e}"))),
-            });
-        }
-        let mut packet = ffmpeg::Packet::empty();
-        loop {
-            match packet.read(&mut self.input) {
-                Ok(()) if packet.stream() == self.stream_index => break,
-                Ok(()) => continue,
-                Err(ffmpeg::Error::Eof) => {
-                    self.demuxer_done = true;
-                    return Ok(());
-                }
-                Err(e) => return Err(self.error(format!("reading the file failed: {e}"))),
-            }
-        }
-        match self.decoder.send_packet(&packet) {
-            // A damaged packet is skipped; the decoder resynchronises on the next one.
-            Ok(()) | Err(ffmpeg::Error::InvalidData) => Ok(()),
-            Err(e) => Err(self.error(format!("decoding the audio failed: {e}"))),
-        }
+        let input = &mut self.input;
+        super::demux::feed_decoder(
+            input,
+            self.stream_index,
+            &mut self.demuxer_done,
+            &mut self.decoder,
+        )
+        .map_err(|reason| MediaError::source(&self.field, format!("audio: {reason}")))
     }
 
     /// Places the first frame against `start`, then resamples the frame into the buffer.

@@ -11,6 +11,7 @@ pub use error::MediaError;
 pub use fetch::{FetchConfig, Fetcher};
 pub mod audio;
 pub mod decode;
+mod demux;
 pub mod encode;
 pub mod probe;
 pub mod thumbnail;
