@@ -17,10 +17,12 @@ pub(crate) fn feed_decoder(
             Err(e) => Err(format!("flushing the decoder failed: {e}")),
         };
     }
-    let mut packet = ffmpeg::Packet::empty();
-    loop {
+    let packet = loop {
+        // A fresh packet each time: `av_read_frame` does not release what a packet held, so
+        // reading into a reused one would leak every packet of the other streams.
+        let mut packet = ffmpeg::Packet::empty();
         match packet.read(input) {
-            Ok(()) if packet.stream() == stream => break,
+            Ok(()) if packet.stream() == stream => break packet,
             Ok(()) => continue,
             Err(ffmpeg::Error::Eof) => {
                 *done = true;
@@ -28,7 +30,7 @@ pub(crate) fn feed_decoder(
             }
             Err(e) => return Err(format!("reading the file failed: {e}")),
         }
-    }
+    };
     match decoder.send_packet(&packet) {
         Ok(()) | Err(ffmpeg::Error::InvalidData) => Ok(()),
         Err(e) => Err(format!("decoding failed: {e}")),
