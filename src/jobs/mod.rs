@@ -524,6 +524,8 @@ mod tests {
                 allow_private_sources: false,
                 local_base: None,
                 cache_dir: storage.cache_dir(),
+                fetch_max_bytes: None,
+                fetch_timeout: None,
             },
             renderer,
         };
