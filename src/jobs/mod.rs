@@ -180,7 +180,10 @@ impl Jobs {
         *lock(&self.totals)
     }
 
+    /// A key over [`crate::project::MAX_API_KEY_BYTES`] is refused (400, naming `api_key`)
+    /// before it is hashed or looked up.
     pub fn authenticate(&self, api_key: &str) -> Result<i64, JobError> {
+        crate::project::check_api_key_length(api_key).map_err(JobError::Invalid)?;
         self.store.authenticate(api_key)
     }
 

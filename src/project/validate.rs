@@ -29,6 +29,9 @@ pub const MAX_KEYFRAMES: usize = 1_000;
 pub const MAX_SECONDS: f64 = 3.0 * 3600.0;
 /// The longest `src`, in characters.
 pub const MAX_SRC_CHARS: usize = 4_096;
+/// The longest `api_key`, in bytes: keys are far shorter, and a longer one is refused
+/// before it is hashed or looked up.
+pub const MAX_API_KEY_BYTES: usize = 256;
 /// Output width and height bounds (inclusive; both must also be even).
 pub const WIDTH_RANGE: (i64, i64) = (16, 7680);
 pub const HEIGHT_RANGE: (i64, i64) = (16, 4320);
@@ -275,12 +278,28 @@ pub fn validate_request(
     let mut check = Checker::default();
     if req.api_key.trim().is_empty() {
         check.push("api_key", "must not be empty".into());
+    } else if let Err(e) = check_api_key_length(&req.api_key) {
+        check.errors.extend(e.errors);
     }
     if let Some(format) = &req.format {
         check.one_of("format", format, FORMATS);
     }
     check_project(&mut check, &req.project, opts);
     check.finish(&req.project)
+}
+
+/// Refuses an `api_key` over [`MAX_API_KEY_BYTES`], naming its length.
+pub fn check_api_key_length(api_key: &str) -> Result<(), ValidationErrors> {
+    if api_key.len() > MAX_API_KEY_BYTES {
+        return Err(ValidationErrors::single(
+            "api_key",
+            format!(
+                "must be at most {MAX_API_KEY_BYTES} bytes, got {}",
+                api_key.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Validates a project, reporting every broken rule at once, and resolves it.
