@@ -94,6 +94,28 @@ pub struct AudioInfo {
     pub codec: String,
 }
 
+/// The largest picture decoded, in pixels (8192x8192): twice 8K UHD, so every legal
+/// output size and any real camera fits, while a tiny file that claims a huge picture (a
+/// decompression bomb) is refused before a frame buffer is allocated.
+pub const MAX_PICTURE_PIXELS: u64 = 8192 * 8192;
+/// The longest picture side decoded, in pixels.
+pub const MAX_PICTURE_SIDE: u32 = 16384;
+
+/// Refuses a picture over [`MAX_PICTURE_SIDE`] or [`MAX_PICTURE_PIXELS`], naming the clip.
+pub(crate) fn check_picture_size(width: u32, height: u32, field: &str) -> Result<(), MediaError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if width > MAX_PICTURE_SIDE || height > MAX_PICTURE_SIDE || pixels > MAX_PICTURE_PIXELS {
+        return Err(MediaError::source(
+            field,
+            format!(
+                "the picture is {width}x{height}; at most {MAX_PICTURE_SIDE} pixels a side and \
+                 {MAX_PICTURE_PIXELS} pixels (8192x8192) in all are decoded"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Opens `path` and reads what it holds. `field` is the JSON path of the source
 /// (`project.clips[3].src`) and names it in every error.
 pub fn probe(path: &Path, field: &str) -> Result<MediaInfo, MediaError> {
@@ -108,6 +130,9 @@ pub fn probe(path: &Path, field: &str) -> Result<MediaInfo, MediaError> {
         .streams()
         .best(MediaType::Audio)
         .map(|s| audio_info(&s));
+    if let Some(v) = &video {
+        check_picture_size(v.width, v.height, field)?;
+    }
     if video.is_none() && audio.is_none() {
         return Err(MediaError::source(
             field,
