@@ -46,15 +46,21 @@ async fn kill_9_at_random_moments_loses_nothing_and_serves_no_corrupt_file() {
         body["project"]["resolution"] = serde_json::json!({"width": 160, "height": 120});
         ids.push(submit(&node, &body).await);
     }
+    // Each kill lands a random 0-400 ms after a render is seen running.
     let mut kills = Vec::new();
     for _ in 0..4 {
-        let pause = rand::random_range(50..1200u64);
+        let running = until_one_runs(&node, &key, &ids).await;
+        let pause = rand::random_range(0..400u64);
         tokio::time::sleep(Duration::from_millis(pause)).await;
         node.kill9();
-        kills.push(pause);
+        kills.push((running, pause));
         node = Node::start(dir.path(), &flags).await;
     }
-    println!("killed after {kills:?} ms");
+    println!("kills (renders running, ms after): {kills:?}");
+    assert!(
+        kills.iter().any(|(running, _)| *running > 0),
+        "no kill landed during a render: {kills:?}"
+    );
 
     let mut completed = 0;
     for id in &ids {
@@ -77,6 +83,23 @@ async fn kill_9_at_random_moments_loses_nothing_and_serves_no_corrupt_file() {
     println!("{completed} of 10 completed across {} kills", kills.len());
     assert_eq!(node.credits(&key).await, 100 - completed);
     ledger_matches_balances(dir.path());
+}
+
+/// Polls until a job of `ids` is in progress (or 10 s pass); returns how many are.
+async fn until_one_runs(node: &Node, key: &str, ids: &[String]) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut running = 0;
+        for id in ids {
+            if node.job(key, id).await["status"] == "in_progress" {
+                running += 1;
+            }
+        }
+        if running > 0 || std::time::Instant::now() > deadline {
+            return running;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Mounts a tmpfs of `size` at `at` (root only); `false` when mounting is impossible.
@@ -172,6 +195,7 @@ async fn a_full_disk_fails_the_job_refunded_with_no_partial_file_served() {
     body["project"]["resolution"] = serde_json::json!({"width": 640, "height": 480});
     let id = submit(&node, &body).await;
     let job = node.wait_final(&key, &id, Duration::from_secs(120)).await;
+    println!("full disk: {}", job["error"]["message"]);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         assert_eq!(job["status"], "failed", "{job}");
         assert_eq!(job["credits_refunded"], 4, "{job}");
