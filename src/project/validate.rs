@@ -232,10 +232,30 @@ fn parse_error(e: &serde_path_to_error::Error<serde_json::Error>, root: &str) ->
     if field.is_empty() {
         field = "body".into();
     }
+    // serde quotes the offending value and key in full: a 1 MiB string would come back
+    // as a 1 MiB error.
     ValidationErrors::single(
-        field,
-        message.replace("expected struct", "expected an object"),
+        cut_middle(&field, MAX_ECHOED_CHARS),
+        cut_middle(
+            &message.replace("expected struct", "expected an object"),
+            MAX_ECHOED_CHARS,
+        ),
     )
+}
+
+/// The longest field path or parse message echoed back, in characters.
+const MAX_ECHOED_CHARS: usize = 240;
+
+/// `text` if at most `max` characters, else its head and tail around `...`.
+fn cut_middle(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    let keep = max / 2;
+    let head: String = text.chars().take(keep).collect();
+    let tail: String = text.chars().skip(count - keep).collect();
+    format!("{head}...{tail}")
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
