@@ -33,7 +33,7 @@ pub enum JobError {
     Unauthorized,
     #[error("api_key: the account has {available} credits, the render needs {needed}")]
     InsufficientCredits { needed: u64, available: u64 },
-    #[error("job_id: no job {0:?} for this key")]
+    #[error("job_id: no job {} for this key", shown_id(.0))]
     NotFound(String),
     #[error("job_id: job {id} is already {status}; only queued or in_progress jobs can change")]
     Finished { id: String, status: String },
@@ -45,6 +45,18 @@ pub enum JobError {
     Storage(#[from] rusqlite::Error),
     #[error("{0}")]
     Internal(String),
+}
+
+/// A job id as echoed in an error: quoted, and cut after 80 characters (an unknown id is
+/// the caller's input, up to the whole URL or gRPC message).
+fn shown_id(id: &str) -> String {
+    const SHOWN: usize = 80;
+    if id.chars().count() > SHOWN {
+        let head: String = id.chars().take(SHOWN).collect();
+        format!("{head:?}...")
+    } else {
+        format!("{id:?}")
+    }
 }
 
 impl JobError {

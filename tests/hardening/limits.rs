@@ -316,3 +316,38 @@ async fn grpc_refuses_a_huge_key_and_too_many_clips_and_charges_nothing() {
     assert_eq!(node.credits(&key).await, 100, "nothing was charged");
     ledger_matches_balances(dir.path());
 }
+
+#[tokio::test]
+async fn an_unknown_job_id_is_not_echoed_back_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--concurrency", "0"]).await;
+    let key = node.key(1);
+    let id = "j".repeat(6000);
+    for (status, answer) in [
+        node.get(&format!("{RENDER}/status/{id}?api_key={key}"))
+            .await,
+        node.post(&format!("{RENDER}/cancel/{id}?api_key={key}"), &json!({}))
+            .await,
+    ] {
+        assert_eq!(status, 404, "{answer}");
+        assert_eq!(answer["error"]["field"], "job_id");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.len() < 200, "a message of {} bytes", message.len());
+    }
+    let mut rpc = RenderNodeClient::connect(format!("http://{}", node.grpc))
+        .await
+        .expect("connect");
+    let status = rpc
+        .get_job(pb::GetJobRequest {
+            job_id: "j".repeat(1 << 20),
+            api_key: key.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert!(
+        status.message().len() < 200,
+        "{} bytes",
+        status.message().len()
+    );
+}
