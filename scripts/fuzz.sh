@@ -17,6 +17,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O -s "$sanitizer" project_parse
 mkdir -p corpus/project_parse
-cp -n ../tests/hardening/fuzz/* corpus/project_parse/ 2>/dev/null || true
+# The seeds: the kept regression inputs and the demo project.
+cp -n ../tests/hardening/fuzz/* ../examples/demo.json corpus/project_parse/ 2>/dev/null || true
 cargo fuzz run -O -s "$sanitizer" project_parse corpus/project_parse -- \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048
