@@ -66,6 +66,15 @@ struct ServeArgs {
     #[arg(long, env = "RENDER_NODE_CRF", default_value_t = 23,
           value_parser = clap::value_parser!(u8).range(0..=51))]
     crf: u8,
+    /// Largest source fetched, in bytes [default: 2 GiB]; a bigger one fails its job.
+    #[arg(long, env = "RENDER_NODE_FETCH_MAX_BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    fetch_max_bytes: Option<u64>,
+    /// Longest fetch of one source in seconds, slow or stalled bodies included
+    /// [default: 600].
+    #[arg(long, env = "RENDER_NODE_FETCH_TIMEOUT",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    fetch_timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +189,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency.unwrap_or_else(jobs::default_concurrency),
         backlog: args.backlog,
         allow_private_sources: args.allow_private_sources,
+        fetch_max_bytes: args.fetch_max_bytes,
+        fetch_timeout: args.fetch_timeout.map(std::time::Duration::from_secs),
         preset: args.preset,
         crf: args.crf,
         adapter,

@@ -217,6 +217,8 @@ fn cancel_stops_within_a_second_and_leaves_nothing() {
         allow_private_sources: true,
         local_base: Some(dir.path().to_path_buf()),
         cache_dir: dir.path().join("cache"),
+        fetch_max_bytes: None,
+        fetch_timeout: None,
     };
     let out = dir.path().join("long.mp4");
     let thumb = dir.path().join("long.webp");

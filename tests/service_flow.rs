@@ -58,6 +58,8 @@ async fn a_completed_render_is_reported_served_and_published() {
         concurrency: 1,
         backlog: 4,
         allow_private_sources: false,
+        fetch_max_bytes: None,
+        fetch_timeout: None,
         preset: "ultrafast".into(),
         crf: 23,
         adapter: "stand-in".into(),

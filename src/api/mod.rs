@@ -30,6 +30,10 @@ pub struct ServeConfig {
     /// Queued jobs at most before submissions get 429 / RESOURCE_EXHAUSTED.
     pub backlog: usize,
     pub allow_private_sources: bool,
+    /// Largest source fetched, in bytes; `None`: the fetcher's default.
+    pub fetch_max_bytes: Option<u64>,
+    /// Longest whole fetch of one source; `None`: the fetcher's default.
+    pub fetch_timeout: Option<Duration>,
     pub preset: String,
     pub crf: u8,
     /// The GPU adapter's name, reported by `GetNodeInfo` and `/metrics`.
@@ -102,6 +106,8 @@ pub async fn serve_with(
         allow_private_sources: config.allow_private_sources,
         local_base: None,
         cache_dir: storage.cache_dir(),
+        fetch_max_bytes: config.fetch_max_bytes,
+        fetch_timeout: config.fetch_timeout,
     };
     let queue = QueueConfig {
         concurrency: config.concurrency,

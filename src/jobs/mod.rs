@@ -33,7 +33,7 @@ pub enum JobError {
     Unauthorized,
     #[error("api_key: the account has {available} credits, the render needs {needed}")]
     InsufficientCredits { needed: u64, available: u64 },
-    #[error("job_id: no job {0:?} for this key")]
+    #[error("job_id: no job {} for this key", shown_id(.0))]
     NotFound(String),
     #[error("job_id: job {id} is already {status}; only queued or in_progress jobs can change")]
     Finished { id: String, status: String },
@@ -45,6 +45,18 @@ pub enum JobError {
     Storage(#[from] rusqlite::Error),
     #[error("{0}")]
     Internal(String),
+}
+
+/// A job id as echoed in an error: quoted, and cut after 80 characters (an unknown id is
+/// the caller's input, up to the whole URL or gRPC message).
+fn shown_id(id: &str) -> String {
+    const SHOWN: usize = 80;
+    if id.chars().count() > SHOWN {
+        let head: String = id.chars().take(SHOWN).collect();
+        format!("{head:?}...")
+    } else {
+        format!("{id:?}")
+    }
 }
 
 impl JobError {
@@ -180,7 +192,10 @@ impl Jobs {
         *lock(&self.totals)
     }
 
+    /// A key over [`crate::project::MAX_API_KEY_BYTES`] is refused (400, naming `api_key`)
+    /// before it is hashed or looked up.
     pub fn authenticate(&self, api_key: &str) -> Result<i64, JobError> {
+        crate::project::check_api_key_length(api_key).map_err(JobError::Invalid)?;
         self.store.authenticate(api_key)
     }
 
@@ -524,6 +539,8 @@ mod tests {
                 allow_private_sources: false,
                 local_base: None,
                 cache_dir: storage.cache_dir(),
+                fetch_max_bytes: None,
+                fetch_timeout: None,
             },
             renderer,
         };

@@ -288,6 +288,15 @@ fn open_decoder(
 ) -> Result<ffmpeg::decoder::Video, MediaError> {
     let mut context = ffmpeg::codec::Context::from_parameters(stream.parameters())
         .map_err(|e| MediaError::source(field, format!("cannot read the video codec: {e}")))?;
+    // The file may differ from the one probed, or change size mid-stream: the header is
+    // checked again here, and FFmpeg refuses any frame over the limit before allocating it.
+    // SAFETY: the context was just allocated and is not open yet; plain field accesses.
+    let (width, height) = unsafe {
+        let raw = &mut *context.as_mut_ptr();
+        raw.max_pixels = probe::MAX_PICTURE_PIXELS as i64;
+        (raw.width.max(0) as u32, raw.height.max(0) as u32)
+    };
+    probe::check_picture_size(width, height, field)?;
     // Count 0: FFmpeg picks one thread per core.
     let mut threading = ffmpeg::threading::Config::kind(ffmpeg::threading::Type::Frame);
     threading.count = 0;

@@ -94,6 +94,28 @@ pub struct AudioInfo {
     pub codec: String,
 }
 
+/// The largest picture decoded, in pixels (8192x8192): twice 8K UHD, so every legal
+/// output size and any real camera fits, while a tiny file that claims a huge picture (a
+/// decompression bomb) is refused before a frame buffer is allocated.
+pub const MAX_PICTURE_PIXELS: u64 = 8192 * 8192;
+/// The longest picture side decoded, in pixels.
+pub const MAX_PICTURE_SIDE: u32 = 16384;
+
+/// Refuses a picture over [`MAX_PICTURE_SIDE`] or [`MAX_PICTURE_PIXELS`], naming the clip.
+pub(crate) fn check_picture_size(width: u32, height: u32, field: &str) -> Result<(), MediaError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if width > MAX_PICTURE_SIDE || height > MAX_PICTURE_SIDE || pixels > MAX_PICTURE_PIXELS {
+        return Err(MediaError::source(
+            field,
+            format!(
+                "the picture is {width}x{height}; at most {MAX_PICTURE_SIDE} pixels a side and \
+                 {MAX_PICTURE_PIXELS} pixels (8192x8192) in all are decoded"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Opens `path` and reads what it holds. `field` is the JSON path of the source
 /// (`project.clips[3].src`) and names it in every error.
 pub fn probe(path: &Path, field: &str) -> Result<MediaInfo, MediaError> {
@@ -108,6 +130,21 @@ pub fn probe(path: &Path, field: &str) -> Result<MediaInfo, MediaError> {
         .streams()
         .best(MediaType::Audio)
         .map(|s| audio_info(&s));
+    if let Some(v) = &video {
+        if v.width == 0 || v.height == 0 {
+            // What FFmpeg leaves when the header it read was refused (over the limit
+            // below, or broken): the picture cannot be decoded.
+            return Err(MediaError::source(
+                field,
+                format!(
+                    "the picture's size could not be read: its header is broken or claims \
+                     more than {MAX_PICTURE_SIDE} pixels a side or {MAX_PICTURE_PIXELS} pixels \
+                     (8192x8192) in all"
+                ),
+            ));
+        }
+        check_picture_size(v.width, v.height, field)?;
+    }
     if video.is_none() && audio.is_none() {
         return Err(MediaError::source(
             field,
@@ -127,17 +164,63 @@ pub fn probe(path: &Path, field: &str) -> Result<MediaInfo, MediaError> {
 }
 
 /// Opens a container, turning FFmpeg's failure into an error naming the clip.
+///
+/// Reading the stream information decodes a first frame of each stream; the decoders it
+/// opens get FFmpeg's `max_pixels` at [`MAX_PICTURE_PIXELS`], so a file that claims a huge
+/// picture is refused before that frame's buffer is allocated (FFmpeg's own default bound
+/// lets a 20000x12000 RGBA picture, 960 MB, through).
 pub(crate) fn open_input(
     path: &Path,
     field: &str,
 ) -> Result<ffmpeg::format::context::Input, MediaError> {
+    use std::os::unix::ffi::OsStrExt;
     init();
-    ffmpeg::format::input(&path).map_err(|e| {
+    let failed = |e: ffmpeg::Error| {
         MediaError::source(
             field,
             format!("cannot open {} as media: {e}", path.display()),
         )
-    })
+    };
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        MediaError::source(field, format!("{}: a NUL byte in the path", path.display()))
+    })?;
+    let limit = std::ffi::CString::new(MAX_PICTURE_PIXELS.to_string())
+        .map_err(|_| MediaError::source(field, "the picture limit is not a C string"))?;
+    // SAFETY: `ps` starts null and is set by avformat_open_input on success; it is closed
+    // on every failure path or handed to `Input::wrap`, which owns and closes it. The
+    // per-stream option dictionaries are an array of `nb_streams` entries, as
+    // avformat_find_stream_info requires, and each is freed after the call.
+    unsafe {
+        let mut ps = std::ptr::null_mut();
+        let r = ffmpeg::ffi::avformat_open_input(
+            &mut ps,
+            c_path.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        );
+        if r < 0 {
+            return Err(failed(ffmpeg::Error::from(r)));
+        }
+        let streams = (*ps).nb_streams as usize;
+        let mut options: Vec<*mut ffmpeg::ffi::AVDictionary> = vec![std::ptr::null_mut(); streams];
+        for dict in &mut options {
+            ffmpeg::ffi::av_dict_set(dict, c"max_pixels".as_ptr(), limit.as_ptr(), 0);
+        }
+        let options_ptr = if streams > 0 {
+            options.as_mut_ptr()
+        } else {
+            std::ptr::null_mut()
+        };
+        let r = ffmpeg::ffi::avformat_find_stream_info(ps, options_ptr);
+        for dict in &mut options {
+            ffmpeg::ffi::av_dict_free(dict);
+        }
+        if r < 0 {
+            ffmpeg::ffi::avformat_close_input(&mut ps);
+            return Err(failed(ffmpeg::Error::from(r)));
+        }
+        Ok(ffmpeg::format::context::Input::wrap(ps))
+    }
 }
 
 /// Still-image demuxers: `image2` (by file name) and the `*_pipe` ones (by content).

@@ -18,6 +18,6 @@ pub use timeline::{
     TimelineClip,
 };
 pub use validate::{
-    FieldError, ValidateOptions, ValidationErrors, parse_and_validate_document, parse_project,
-    parse_request, validate, validate_request,
+    FieldError, MAX_API_KEY_BYTES, ValidateOptions, ValidationErrors, check_api_key_length,
+    parse_and_validate_document, parse_project, parse_request, validate, validate_request,
 };

@@ -29,6 +29,9 @@ pub const MAX_KEYFRAMES: usize = 1_000;
 pub const MAX_SECONDS: f64 = 3.0 * 3600.0;
 /// The longest `src`, in characters.
 pub const MAX_SRC_CHARS: usize = 4_096;
+/// The longest `api_key`, in bytes: keys are far shorter, and a longer one is refused
+/// before it is hashed or looked up.
+pub const MAX_API_KEY_BYTES: usize = 256;
 /// Output width and height bounds (inclusive; both must also be even).
 pub const WIDTH_RANGE: (i64, i64) = (16, 7680);
 pub const HEIGHT_RANGE: (i64, i64) = (16, 4320);
@@ -229,10 +232,30 @@ fn parse_error(e: &serde_path_to_error::Error<serde_json::Error>, root: &str) ->
     if field.is_empty() {
         field = "body".into();
     }
+    // serde quotes the offending value and key in full: a 1 MiB string would come back
+    // as a 1 MiB error.
     ValidationErrors::single(
-        field,
-        message.replace("expected struct", "expected an object"),
+        cut_middle(&field, MAX_ECHOED_CHARS),
+        cut_middle(
+            &message.replace("expected struct", "expected an object"),
+            MAX_ECHOED_CHARS,
+        ),
     )
+}
+
+/// The longest field path or parse message echoed back, in characters.
+const MAX_ECHOED_CHARS: usize = 240;
+
+/// `text` if at most `max` characters, else its head and tail around `...`.
+fn cut_middle(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    let keep = max / 2;
+    let head: String = text.chars().take(keep).collect();
+    let tail: String = text.chars().skip(count - keep).collect();
+    format!("{head}...{tail}")
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
@@ -275,12 +298,28 @@ pub fn validate_request(
     let mut check = Checker::default();
     if req.api_key.trim().is_empty() {
         check.push("api_key", "must not be empty".into());
+    } else if let Err(e) = check_api_key_length(&req.api_key) {
+        check.errors.extend(e.errors);
     }
     if let Some(format) = &req.format {
         check.one_of("format", format, FORMATS);
     }
     check_project(&mut check, &req.project, opts);
     check.finish(&req.project)
+}
+
+/// Refuses an `api_key` over [`MAX_API_KEY_BYTES`], naming its length.
+pub fn check_api_key_length(api_key: &str) -> Result<(), ValidationErrors> {
+    if api_key.len() > MAX_API_KEY_BYTES {
+        return Err(ValidationErrors::single(
+            "api_key",
+            format!(
+                "must be at most {MAX_API_KEY_BYTES} bytes, got {}",
+                api_key.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Validates a project, reporting every broken rule at once, and resolves it.

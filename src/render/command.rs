@@ -38,6 +38,8 @@ pub fn run(command: &RenderCommand) -> ExitCode {
         allow_private_sources: command.allow_private_sources,
         local_base: Some(project_folder(&command.project)),
         cache_dir: command.cache_dir.clone(),
+        fetch_max_bytes: None,
+        fetch_timeout: None,
     };
     let thumbnail = command.output.with_extension("webp");
     let console = ConsoleProgress::new(timeline.frame_count);
@@ -124,6 +126,8 @@ pub fn preview(command: &PreviewCommand) -> ExitCode {
         allow_private_sources: command.allow_private_sources,
         local_base: Some(project_folder(&command.project)),
         cache_dir: command.cache_dir.clone(),
+        fetch_max_bytes: None,
+        fetch_timeout: None,
     };
     crate::media::init();
     let sources = match super::sources::prepare(&timeline, &settings, &CancelToken::default()) {

@@ -30,6 +30,10 @@ pub struct RenderSettings {
     pub local_base: Option<PathBuf>,
     /// The content-addressed source cache.
     pub cache_dir: PathBuf,
+    /// Largest source fetched, in bytes; `None`: the fetcher's default (2 GiB).
+    pub fetch_max_bytes: Option<u64>,
+    /// Longest whole fetch of one source; `None`: the fetcher's default (10 min).
+    pub fetch_timeout: Option<std::time::Duration>,
 }
 
 /// Which part of the render is running.

@@ -95,6 +95,12 @@ fn fetch_all(
     let mut config = FetchConfig::new(settings.cache_dir.clone());
     config.allow_private = settings.allow_private_sources;
     config.local_base = settings.local_base.clone();
+    if let Some(max_bytes) = settings.fetch_max_bytes {
+        config.max_bytes = max_bytes;
+    }
+    if let Some(timeout) = settings.fetch_timeout {
+        config.total_timeout = timeout;
+    }
     let fetcher = Fetcher::new(config).map_err(source_error)?;
 
     // One fetch per distinct URL, the first clip that uses it names it in errors.
