@@ -253,3 +253,55 @@ fn cancel_stops_within_a_second_and_leaves_nothing() {
         "a cancelled render leaves no file"
     );
 }
+
+#[test]
+fn a_failed_render_never_touches_an_existing_output_or_its_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let render = |project: &Path, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_render-node"))
+            .arg("render")
+            .arg(project)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+
+    // A source that is missing fails the render; the file already at -o survives.
+    let precious = dir.path().join("precious.mp4");
+    std::fs::write(&precious, "keep me").unwrap();
+    let missing = write_project(
+        dir.path(),
+        r#"{"clips": [{"src": "missing.mp4", "type": "video", "duration": 1}]}"#,
+    );
+    let result = render(&missing, &precious);
+    assert_eq!(result.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "no partial file is left behind");
+
+    // -o naming one of the project's own sources, or a folder, is refused up front.
+    std::fs::copy(media("carphone_pristine.mp4"), dir.path().join("self.mp4")).unwrap();
+    let own = write_project(
+        dir.path(),
+        r#"{"clips": [{"src": "self.mp4", "type": "video", "duration": 1}]}"#,
+    );
+    let result = render(&own, &dir.path().join("self.mp4"));
+    assert_eq!(result.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("is a source of the project"));
+    assert_eq!(
+        std::fs::metadata(dir.path().join("self.mp4"))
+            .unwrap()
+            .len(),
+        std::fs::metadata(media("carphone_pristine.mp4"))
+            .unwrap()
+            .len()
+    );
+    let result = render(&own, dir.path());
+    assert_eq!(result.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("not a regular file"));
+}

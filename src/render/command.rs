@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::project::{self, ValidateOptions};
+use crate::project::{self, Timeline, ValidateOptions};
 
 use super::console::ConsoleProgress;
 use super::{CancelToken, RenderError, RenderSettings};
@@ -32,11 +32,16 @@ pub fn run(command: &RenderCommand) -> ExitCode {
             return ExitCode::from(EXIT_BAD_PROJECT);
         }
     };
+    let base = project_folder(&command.project);
+    if let Err(message) = check_output(&timeline, &base, &command.output) {
+        eprintln!("{message}");
+        return ExitCode::from(EXIT_BAD_PROJECT);
+    }
     let settings = RenderSettings {
         preset: command.preset.clone(),
         crf: command.crf,
         allow_private_sources: command.allow_private_sources,
-        local_base: Some(project_folder(&command.project)),
+        local_base: Some(base),
         cache_dir: command.cache_dir.clone(),
         fetch_max_bytes: None,
         fetch_timeout: None,
@@ -77,8 +82,33 @@ pub fn run(command: &RenderCommand) -> ExitCode {
     }
 }
 
+/// The output must be a new or regular file, and none of the project's own sources: a
+/// render never overwrites what it reads, nor a device such as `/dev/null`.
+fn check_output(timeline: &Timeline, base: &Path, output: &Path) -> Result<(), String> {
+    let Ok(existing) = output.canonicalize() else {
+        return Ok(());
+    };
+    if !existing.is_file() {
+        return Err(format!(
+            "-o {}: exists and is not a regular file",
+            output.display()
+        ));
+    }
+    let sources = timeline.clips.iter().map(|c| c.src.as_str());
+    let sources = sources.chain(timeline.audio.iter().map(|a| a.src.as_str()));
+    for src in sources.filter(|s| !s.contains("://")) {
+        if base.join(src).canonicalize().is_ok_and(|p| p == existing) {
+            return Err(format!(
+                "-o {}: is a source of the project ({src})",
+                output.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads and validates the project file; the error lists every problem, one a line.
-fn load(path: &Path) -> Result<crate::project::Timeline, String> {
+fn load(path: &Path) -> Result<Timeline, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     project::parse_and_validate_document(
         &bytes,

@@ -92,8 +92,9 @@ impl CancelToken {
 }
 
 /// Renders `timeline` into `output` (MP4) and `thumbnail` (WebP), blocking the calling
-/// thread; stages run on threads of their own. On failure or cancellation nothing is left
-/// at `output` or `thumbnail`.
+/// thread; stages run on threads of their own. The files are written under temporary names
+/// beside their targets and renamed into place only when the render has succeeded, so a
+/// failed or cancelled render leaves whatever was at `output` untouched and no partial file.
 pub fn render(
     timeline: &Timeline,
     output: &Path,
@@ -106,21 +107,47 @@ pub fn render(
     reporter.stage(Stage::Fetching);
     crate::media::init();
 
-    let result = sources::prepare(timeline, settings, cancel).and_then(|sources| {
-        pipeline::run(
-            timeline, &sources, output, thumbnail, settings, &reporter, cancel,
-        )
-    });
+    let (partial_video, partial_thumb) = (partial_path(output), partial_path(thumbnail));
+    let result = sources::prepare(timeline, settings, cancel)
+        .and_then(|sources| {
+            pipeline::run(
+                timeline,
+                &sources,
+                &partial_video,
+                &partial_thumb,
+                settings,
+                &reporter,
+                cancel,
+            )
+        })
+        .and_then(|out| {
+            let moved = std::fs::rename(&partial_video, output)
+                .and_then(|()| std::fs::rename(&partial_thumb, thumbnail));
+            moved
+                .map_err(|e| RenderError::Internal(format!("moving the output into place: {e}")))?;
+            Ok(RenderOutput {
+                video: output.to_path_buf(),
+                thumbnail: thumbnail.to_path_buf(),
+                ..out
+            })
+        });
     match &result {
         Ok(_) => {
             reporter.frames(timeline.frame_count);
             reporter.stage(Stage::Done);
         }
         Err(_) => {
-            // Partial files must never look like a result.
-            let _ = std::fs::remove_file(output);
-            let _ = std::fs::remove_file(thumbnail);
+            let _ = std::fs::remove_file(&partial_video);
+            let _ = std::fs::remove_file(&partial_thumb);
         }
     }
     result
+}
+
+/// `DIR/.NAME.partial`: where a file is written before it is renamed to `DIR/NAME`.
+fn partial_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy());
+    path.with_file_name(format!(".{name}.partial"))
 }
