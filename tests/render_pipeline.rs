@@ -305,3 +305,64 @@ fn a_failed_render_never_touches_an_existing_output_or_its_sources() {
     assert_eq!(result.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&result.stderr).contains("not a regular file"));
 }
+
+#[test]
+fn cancel_stops_a_render_waiting_on_a_stalled_download() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Sends the headers and a little of the body, then holds the connection open.
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: 100000\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&[0u8; 1000]);
+            std::thread::sleep(Duration::from_secs(20));
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let json = format!(
+        r#"{{"resolution": {{"width": 64, "height": 48}},
+            "clips": [{{"src": "http://127.0.0.1:{port}/stall", "type": "video", "duration": 1}}]}}"#
+    );
+    let timeline = resolve(&serde_json::from_str::<Project>(&json).unwrap());
+    let settings = RenderSettings {
+        preset: "ultrafast".into(),
+        crf: 23,
+        allow_private_sources: true,
+        local_base: None,
+        cache_dir: dir.path().join("cache"),
+        fetch_max_bytes: None,
+        fetch_timeout: None,
+    };
+    let cancel = CancelToken::default();
+    let started = Instant::now();
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(500));
+            cancel.cancel();
+        });
+        let out = dir.path().join("out.mp4");
+        render::render(
+            &timeline,
+            &out,
+            &dir.path().join("out.webp"),
+            &settings,
+            &|_| {},
+            &cancel,
+        )
+    });
+    assert!(
+        matches!(result, Err(RenderError::Cancelled)),
+        "got {result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}

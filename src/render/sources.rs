@@ -72,7 +72,7 @@ pub fn prepare(
         wanted.push((track.src.clone(), BACKGROUND_FIELD.to_string()));
     }
 
-    let paths = fetch_all(&wanted, settings)?;
+    let paths = fetch_all(&wanted, settings, cancel)?;
     if cancel.is_cancelled() {
         return Err(RenderError::Cancelled);
     }
@@ -91,6 +91,7 @@ pub fn prepare(
 fn fetch_all(
     wanted: &[(String, String)],
     settings: &RenderSettings,
+    cancel: &CancelToken,
 ) -> Result<HashMap<String, PathBuf>, RenderError> {
     let mut config = FetchConfig::new(settings.cache_dir.clone());
     config.allow_private = settings.allow_private_sources;
@@ -115,11 +116,21 @@ fn fetch_all(
         .enable_all()
         .build()
         .map_err(|e| RenderError::Internal(format!("starting the fetch runtime: {e}")))?;
-    let results = runtime.block_on(futures::future::join_all(
+    let fetches = futures::future::join_all(
         distinct
             .iter()
             .map(|(src, field)| fetcher.fetch(src, field)),
-    ));
+    );
+    // Cancelling drops the downloads in flight (their partial files are removed), so a
+    // stalled source never holds a cancelled render.
+    let results = runtime
+        .block_on(async {
+            tokio::select! {
+                results = fetches => Some(results),
+                () = cancelled(cancel) => None,
+            }
+        })
+        .ok_or(RenderError::Cancelled)?;
 
     let mut paths = HashMap::new();
     for ((src, _), result) in distinct.iter().zip(results) {
@@ -177,5 +188,12 @@ pub fn source_error(error: MediaError) -> RenderError {
     match error {
         MediaError::Source { field, reason } => RenderError::Source { field, reason },
         other => RenderError::Internal(other.to_string()),
+    }
+}
+
+/// Resolves once `cancel` is set (checked every 50 ms).
+async fn cancelled(cancel: &CancelToken) {
+    while !cancel.is_cancelled() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
