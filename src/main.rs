@@ -9,6 +9,20 @@ use clap::{Parser, Subcommand};
 use render_node::project::{self, ValidateOptions};
 use render_node::{api, jobs};
 
+/// libx264's presets, fastest first.
+const PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
 /// A GPU-accelerated video timeline render node.
 #[derive(Debug, Parser)]
 #[command(name = "render-node", version, about)]
@@ -60,7 +74,7 @@ struct ServeArgs {
     #[arg(long, env = "RENDER_NODE_ALLOW_PRIVATE_SOURCES")]
     allow_private_sources: bool,
     /// libx264 preset.
-    #[arg(long, env = "RENDER_NODE_PRESET", default_value = "veryfast")]
+    #[arg(long, env = "RENDER_NODE_PRESET", default_value = "veryfast", value_parser = PRESETS)]
     preset: String,
     /// libx264 constant rate factor (0-51, lower is better).
     #[arg(long, env = "RENDER_NODE_CRF", default_value_t = 23,
@@ -125,7 +139,7 @@ struct RenderArgs {
     #[arg(short, long)]
     output: PathBuf,
     /// libx264 preset.
-    #[arg(long, default_value = "veryfast")]
+    #[arg(long, default_value = "veryfast", value_parser = PRESETS)]
     preset: String,
     /// libx264 constant rate factor (0-51, lower is better).
     #[arg(long, default_value_t = 23, value_parser = clap::value_parser!(u8).range(0..=51))]
@@ -139,6 +153,7 @@ struct RenderArgs {
 }
 
 fn main() -> ExitCode {
+    private_runtime_dir();
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { project } => validate(&project),
@@ -268,5 +283,29 @@ fn validate(path: &Path) -> ExitCode {
             eprintln!("{errors}");
             ExitCode::from(EXIT_INVALID)
         }
+    }
+}
+
+/// Vulkan's loader wants `XDG_RUNTIME_DIR` to name a private folder and complains on every
+/// start otherwise; give it one of ours when the session has none.
+fn private_runtime_dir() {
+    let usable = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| Path::new(&d).is_dir());
+    if usable {
+        return;
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("render-node-runtime-{uid}"));
+    let made = std::fs::DirBuilder::new()
+        .recursive(true)
+        .create(&dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        });
+    if made.is_ok() {
+        // SAFETY: called first thing in `main`, before any other thread exists, so nothing
+        // can read the environment while it changes.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
     }
 }
