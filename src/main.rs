@@ -23,6 +23,12 @@ const PRESETS: [&str; 10] = [
     "placebo",
 ];
 
+/// Credits granted in one command: far beyond any real balance, well inside SQLite's
+/// 64-bit integers so that a balance can never overflow.
+fn credits_range() -> clap::builder::RangedU64ValueParser {
+    clap::value_parser!(u64).range(0..=1_000_000_000_000)
+}
+
 /// A GPU-accelerated video timeline render node.
 #[derive(Debug, Parser)]
 #[command(name = "render-node", version, about)]
@@ -97,7 +103,7 @@ enum KeysCommand {
     Create {
         #[arg(long, env = "RENDER_NODE_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = credits_range())]
         credits: u64,
     },
     /// List accounts with their credits.
@@ -111,7 +117,7 @@ enum KeysCommand {
         data_dir: PathBuf,
         #[arg(long)]
         id: i64,
-        #[arg(long)]
+        #[arg(long, value_parser = credits_range())]
         credits: u64,
     },
 }

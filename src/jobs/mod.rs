@@ -29,7 +29,7 @@ pub use store::{Account, Completion, JobRecord, JobStatus, NewJob, Store};
 pub enum JobError {
     #[error("{0}")]
     Invalid(ValidationErrors),
-    #[error("api_key: no account has this key")]
+    #[error("api_key: missing, or no account has this key")]
     Unauthorized,
     #[error("api_key: the account has {available} credits, the render needs {needed}")]
     InsufficientCredits { needed: u64, available: u64 },
