@@ -10,7 +10,8 @@
 //! is a weighted sum of Y'CbCr (the same lerp as in gamma-encoded R'G'B', since the maps are
 //! affine), and shrinking by 2x or more takes several bilinear taps per pixel so fine
 //! detail averages instead of aliasing. A frame that already is the output (one layer at
-//! weight 1, BT.709 limited 4:2:0 at the output's size) bypasses the GPU altogether.
+//! weight 1, BT.709 limited 4:2:0 at the output's size) bypasses the GPU altogether, and a
+//! crossfade between two such frames is a byte-wise lerp of their planes (`blend`).
 
 mod blend;
 mod colour;

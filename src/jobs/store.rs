@@ -596,7 +596,9 @@ mod tests {
         let (key, account) = store.create_account(10).unwrap();
         assert!(key.starts_with("rn_") && key.len() == 3 + 64);
         assert_eq!(store.authenticate(&key).unwrap(), account.id);
-        let wrong = format!("{}0", &key[..key.len() - 1]);
+        // The same key with its last digit changed (to one it is not).
+        let last = if key.ends_with('0') { '1' } else { '0' };
+        let wrong = format!("{}{last}", &key[..key.len() - 1]);
         assert!(matches!(
             store.authenticate(&wrong),
             Err(JobError::Unauthorized)
