@@ -327,7 +327,8 @@ fn cancel_stops_a_render_waiting_on_a_stalled_download() {
     let dir = tempfile::tempdir().unwrap();
     let json = format!(
         r#"{{"resolution": {{"width": 64, "height": 48}},
-            "clips": [{{"src": "http://127.0.0.1:{port}/stall", "type": "video", "duration": 1}}]}}"#
+            "clips": [{{"src": "http://127.0.0.1:{port}/stall", "type": "video",
+                        "duration": 1}}]}}"#
     );
     let timeline = resolve(&serde_json::from_str::<Project>(&json).unwrap());
     let settings = RenderSettings {
